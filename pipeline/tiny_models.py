@@ -1,0 +1,220 @@
+"""Tiny random-init VLMs of real architectures, built offline, byte-identical for the same seed.
+
+Used by the demo, the tests and the CPU benchmarks in place of downloaded checkpoints. Each folder has the hub
+layout (config.json, model.safetensors, tokenizer.json, tokenizer_config.json, preprocessor_config.json,
+processor_config.json, chat_template.jinja, generation_config.json) so every consumer reads it as it reads a real
+checkpoint of the family.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import shutil
+from pathlib import Path
+
+from pipeline.chat_templates import INTERNVL_TEMPLATE, QWEN_VL_TEMPLATE
+from pipeline.errors import Vr1Error
+from pipeline.io import atomic_path
+from pipeline.models import FAMILIES
+
+REASONING_TOKENS = ["<think>", "</think>", "<answer>", "</answer>"]
+QWEN_SPECIAL = [
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>",
+    "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
+    "<|image_pad|>", "<|video_pad|>",
+]  # fmt: skip
+INTERNVL_NAMED = {
+    "start_image_token": "<img>",
+    "end_image_token": "</img>",
+    "context_image_token": "<IMG_CONTEXT>",
+    "video_token": "<video>",
+}
+INTERNVL_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<quad>", "</quad>", "<ref>", "</ref>", "<box>",
+                    "</box>", *INTERNVL_NAMED.values()]  # fmt: skip
+
+# Small sizes that still exercise every code path: M-RoPE, window attention, patch merging, pixel shuffle.
+TEXT = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+            max_position_embeddings=32768, rms_norm_eps=1e-6, tie_word_embeddings=False)  # fmt: skip
+IMAGE_PIXELS = dict(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 64)  # 4..64 visual tokens per image
+
+
+def _corpus(seed: int) -> list[str]:
+    """Deterministic text close to what the tiny models will see: prompts, reasoning, numbers, LaTeX."""
+    rng = random.Random(seed)
+    words = (
+        "the a an of and to in is it that this there are how many what which image picture shows count "
+        "circle circles square squares triangle triangles star red green blue yellow purple orange black white "
+        "bar chart value sum difference total angle degrees length segment point line left right first second "
+        "larger smaller more fewer objects question answer options choose correct final so therefore wait let "
+        "me check again think step by step first then because each one two three four five six seven eight "
+        "nine ten describe description detailed scene background color shape number compare both images"
+    ).split()
+    lines = []
+    for _ in range(3000):
+        n = rng.randint(4, 16)
+        toks = [rng.choice(words) for _ in range(n)]
+        if rng.random() < 0.5:
+            toks.insert(rng.randint(0, n), str(rng.randint(0, 1000)))
+        lines.append(" ".join(toks).capitalize() + rng.choice([".", "?", "!", ":", ","]))
+    lines += [f"\\frac{{{i}}}{{{i + 1}}} + \\sqrt{{{i}}} = x^{{2}} \\times {i}" for i in range(100)]
+    lines += [f"<think>{s}</think><answer>{i}</answer>" for i, s in enumerate(lines[:50])]
+    lines += ["A. B. C. D. (A) (B) (C) (D) Final Answer: \\boxed{C}", '[{"bbox_2d": [10, 20, 30, 40], "label": "x"}]']
+    return lines
+
+
+def build_tokenizer(family: str, seed: int = 0, vocab_size: int = 1000):
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import Qwen2Tokenizer
+    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
+
+    special = INTERNVL_SPECIAL if family == "internvl" else QWEN_SPECIAL
+    tok = Tokenizer(models.BPE())
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[special[0]],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_corpus(seed), trainer=trainer)
+    state = json.loads(tok.to_str())
+    vocab, merges = state["model"]["vocab"], state["model"]["merges"]
+    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ", 1)) for m in merges]
+
+    kwargs: dict = {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>", "unk_token": None}
+    named = INTERNVL_NAMED if family == "internvl" else {}
+    extra = [t for t in special[1:] if t not in named.values() and t != "<|im_end|>"]
+    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges, extra_special_tokens=named or None, **kwargs)
+    tokenizer.add_tokens(extra, special_tokens=True)
+    # Reasoning tags are ordinary added tokens: `skip_special_tokens=True` must keep them in decoded text.
+    tokenizer.add_tokens(REASONING_TOKENS, special_tokens=False)
+    tokenizer.model_max_length = 32768
+    tokenizer.padding_side = "left" if family == "internvl" else "right"
+    return tokenizer
+
+
+def _image_processor(family: str):
+    if family == "internvl":
+        from transformers import GotOcr2ImageProcessorPil
+
+        return GotOcr2ImageProcessorPil(
+            size={"height": 56, "width": 56}, crop_to_patches=False, min_patches=1, max_patches=2,
+            image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225],
+        )  # fmt: skip
+    from transformers import Qwen2VLImageProcessorPil
+
+    return Qwen2VLImageProcessorPil(
+        size={"shortest_edge": IMAGE_PIXELS["min_pixels"], "longest_edge": IMAGE_PIXELS["max_pixels"]},
+        patch_size=14, temporal_patch_size=2, merge_size=2,
+    )  # fmt: skip
+
+
+def _model_config(family: str, tokenizer):
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in tokenizer.get_vocab() if t.startswith("<")}
+    vocab_size = len(tokenizer)
+    text = dict(TEXT, vocab_size=vocab_size, bos_token_id=None, eos_token_id=ids["<|im_end|>"],
+                pad_token_id=ids["<|endoftext|>"])  # fmt: skip
+    if family == "internvl":
+        from transformers import InternVLConfig
+
+        return InternVLConfig(
+            vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                               image_size=[56, 56], patch_size=[14, 14], use_mean_pooling=False),
+            text_config=dict(text, model_type="qwen2", rope_theta=1e6),
+            image_token_id=ids["<IMG_CONTEXT>"], image_seq_length=4, downsample_ratio=0.5,
+            vision_feature_layer=-1, vision_feature_select_strategy="default", tie_word_embeddings=False,
+        )  # fmt: skip
+    rope = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]}  # sums to head_dim/2 = 8
+    tokens = dict(image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+                  vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])  # fmt: skip
+    if family == "qwen2_vl":
+        from transformers import Qwen2VLConfig
+
+        vision = dict(depth=2, embed_dim=32, hidden_size=TEXT["hidden_size"], num_heads=2, mlp_ratio=2,
+                      patch_size=14, spatial_merge_size=2, temporal_patch_size=2)  # fmt: skip
+        return Qwen2VLConfig(text_config=dict(text, rope_parameters=rope), vision_config=vision,
+                             tie_word_embeddings=False, **tokens)  # fmt: skip
+    from transformers import Qwen2_5_VLConfig
+
+    vision = dict(depth=2, hidden_size=32, intermediate_size=64, out_hidden_size=TEXT["hidden_size"], num_heads=2,
+                  patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=56,
+                  fullatt_block_indexes=[1])  # fmt: skip
+    return Qwen2_5_VLConfig(text_config=dict(text, rope_parameters=rope), vision_config=vision,
+                            tie_word_embeddings=False, **tokens)  # fmt: skip
+
+
+def build_tiny_model(family: str, out: str | Path, seed: int = 0, overwrite: bool = True) -> Path:
+    """Write a tiny random-init model of `family` to `out` (atomically) and return the path."""
+    import torch
+    from transformers import GenerationConfig
+
+    if family not in FAMILIES:
+        raise Vr1Error(f"unknown family '{family}'; choose one of {sorted(FAMILIES)}")
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise Vr1Error(f"{out} exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    fam = FAMILIES[family]
+    tokenizer = build_tokenizer(family, seed)
+    tokenizer.chat_template = INTERNVL_TEMPLATE if family == "internvl" else QWEN_VL_TEMPLATE
+    config = _model_config(family, tokenizer)
+    torch.manual_seed(seed)
+    model = fam.model_class(config).eval()
+    gen = GenerationConfig(
+        eos_token_id=[tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")],
+        pad_token_id=tokenizer.pad_token_id, do_sample=False,
+    )  # fmt: skip
+    with atomic_path(out) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        gen.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        _image_processor(family).save_pretrained(tmp)
+        (tmp / "chat_template.jinja").write_text(tokenizer.chat_template)
+        proc_cfg = {"processor_class": fam.upstream_processor}
+        if family == "internvl":
+            proc_cfg["image_seq_length"] = config.image_seq_length
+        (tmp / "processor_config.json").write_text(json.dumps(proc_cfg, indent=2) + "\n")
+        _normalise_folder(tmp, fam.upstream_processor)
+    return out
+
+
+def _normalise_folder(folder: Path, processor_class: str) -> None:
+    """Name the upstream processor class in every config, and drop fields that vary between runs."""
+    for name in ("preprocessor_config.json", "tokenizer_config.json"):
+        p = folder / name
+        cfg = json.loads(p.read_text())
+        cfg["processor_class"] = processor_class
+        if "image_processor_type" in cfg:  # hub folders name the base class; each consumer picks its backend
+            cfg["image_processor_type"] = cfg["image_processor_type"].removesuffix("Pil")
+        cfg.pop("chat_template", None)  # chat_template.jinja is the single source
+        p.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+    for stray in ("chat_template.json",):
+        if (folder / stray).exists():
+            (folder / stray).unlink()
+
+
+def folder_digest(folder: str | Path) -> str:
+    """SHA-256 over every file's name and bytes: equal digests mean byte-identical folders."""
+    h = hashlib.sha256()
+    for p in sorted(Path(folder).rglob("*")):
+        if p.is_file():
+            h.update(p.relative_to(folder).as_posix().encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+def ensure_tiny_model(family: str, out: str | Path, seed: int = 0) -> Path:
+    """Build once; reuse an existing complete folder (the demo and tests call this repeatedly)."""
+    out = Path(out)
+    if (out / "config.json").is_file() and (out / "model.safetensors").is_file():
+        return out
+    if out.exists():
+        shutil.rmtree(out)
+    return build_tiny_model(family, out, seed)
