@@ -35,3 +35,30 @@ def check_environment(force: bool = False) -> None:
                 raise Vr1Error(BROKEN_HINT.format(name=name, err=f"{type(e).__name__}: {str(e)[:200]}")) from None
     _CHECKED = True
 
+
+
+def fix_environment() -> list[str]:
+    """Uninstall torchvision/torchcodec when they are installed but cannot import; returns what was removed."""
+    import subprocess
+    import sys
+
+    removed = []
+    for name in ("torchvision", "torchcodec"):
+        if importlib.util.find_spec(name) is None:
+            continue
+        probe = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True)
+        if probe.returncode != 0:
+            subprocess.run([sys.executable, "-m", "pip", "uninstall", "-y", "-q", name], check=True)
+            removed.append(name)
+    return removed
+
+
+if __name__ == "__main__":
+    import sys
+
+    if "--fix" in sys.argv:
+        gone = fix_environment()
+        if gone:
+            print(f"removed importable-broken CUDA-only packages: {', '.join(gone)}")  # noqa: T201
+    check_environment(force=True)
+    print("environment ok: torchvision/torchcodec absent or importable")  # noqa: T201

@@ -1,0 +1,44 @@
+# vr1 — every target sets up .venv itself (pinned torch via constraints.txt), then calls the `vr1` CLI.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+DEMO   := data/demo
+TINY   := models/tiny
+NAME   ?=
+STAGE  ?=
+ARGS   ?=
+
+.PHONY: install test demo demo-data tiny-models check-data coldstart sft ptst eval inspect clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip setuptools wheel
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pipeline.env --fix
+	rm -f $(VENV)/.installed-* && touch $@
+
+test: $(STAMP)
+	VR1_NO_PROGRESS=1 $(BIN)/python -m pytest -q tests
+
+demo: $(STAMP) demo-data tiny-models check-data
+
+demo-data: $(STAMP)
+	$(BIN)/vr1 demo-data --out $(DEMO) --n 2000 --n-test 200 --seed 0
+
+tiny-models: $(STAMP)
+	$(BIN)/vr1 tiny-model --family all --out $(TINY) --overwrite
+
+check-data: $(STAMP)
+	$(BIN)/vr1 check-data $(DEMO)/manifest_train.yaml $(DEMO)/manifest_test.yaml
+
+coldstart sft eval inspect: $(STAMP)
+	$(BIN)/vr1 $@ $(if $(NAME),--name $(NAME)) $(ARGS)
+
+ptst: $(STAMP)
+	$(BIN)/vr1 ptst $(if $(NAME),--name $(NAME)) $(if $(STAGE),stage=$(STAGE)) $(ARGS)
+
+clean:
+	rm -rf runs $(DEMO) $(TINY)

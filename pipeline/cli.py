@@ -1,0 +1,152 @@
+"""The `vr1` command line: one subcommand per stage plus the data and model utilities.
+
+Stage commands take `--config NAME_OR_FILE` and any number of `key.sub=value` overrides and write one run
+directory `runs/<stage>/<name>/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pipeline.errors import Vr1Error
+
+# Stage name -> (one-line help, issue that delivers it, entry "module:function" once it exists).
+STAGES: dict[str, tuple[str, str, str | None]] = {
+    "coldstart": ("cold start by modality bridging: pseudo-CoT, description, reasoning, filter", "#3", None),
+    "sft": ("supervised fine-tuning of the base VLM on the cold-start set", "#5", None),
+    "ptst": ("PTST: staged GRPO with the hard format-result reward (verl or TRL)", "#6", None),
+    "eval": ("evaluate a checkpoint on benchmarks (accuracy, response lengths)", "later issues", None),
+    "inspect": ("HTML report and terminal views of a cold-start run", "#7", None),
+}
+
+
+def _out(msg: str) -> None:
+    print(msg, flush=True)  # noqa: T201 - the CLI's own summary output
+
+
+def cmd_demo_data(args) -> int:
+    from pipeline.demo_data import TASKS, generate_demo_data
+
+    tasks = tuple(args.tasks.split(",")) if args.tasks else TASKS
+    unknown = set(tasks) - set(TASKS)
+    if unknown:
+        raise Vr1Error(f"unknown task(s) {sorted(unknown)}; choose from {list(TASKS)}")
+    t0 = time.time()
+    written = generate_demo_data(args.out, n_train=args.n, n_test=args.n_test, seed=args.seed, tasks=tasks)
+    dt = time.time() - t0
+    _out(f"demo data: {args.n} train + {args.n_test} test samples in {dt:.1f}s ({(args.n + args.n_test) / dt:.0f}/s)")
+    for split, path in written.items():
+        _out(f"  {split}: {path}  (manifest: {Path(args.out) / f'manifest_{split}.yaml'})")
+    return 0
+
+
+def cmd_tiny_model(args) -> int:
+    from pipeline.tiny_models import build_tiny_model, folder_digest
+
+    families = ["qwen2_vl", "qwen2_5_vl", "internvl"] if args.family == "all" else [args.family]
+    for fam in families:
+        out = Path(args.out) / fam if len(families) > 1 else Path(args.out)
+        build_tiny_model(fam, out, seed=args.seed, overwrite=args.overwrite)
+        size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+        _out(f"tiny {fam}: {out}  ({size / 1e6:.1f} MB, digest {folder_digest(out)[:12]})")
+    return 0
+
+
+def cmd_check_data(args) -> int:
+    from pipeline.check import check_manifest
+    from pipeline.io import write_json, write_jsonl
+    from pipeline.rundir import create_run_dir
+
+    run = create_run_dir("check-data", {"manifests": args.manifests}, name=args.name, root=args.runs_root)
+    reports, bad = [], 0
+    rejects = []
+    for m in args.manifests:
+        rep = check_manifest(m)
+        reports.append(rep.as_dict())
+        rejects += [e.as_record() for e in rep.problems]
+        bad += len(rep.problems)
+        _out(f"{m}: {rep.n_samples} ok, {len(rep.problems)} problems, {len(rep.skipped)} skipped; "
+             f"answer types {dict(rep.answer_types)}")  # fmt: skip
+        for e in rep.problems[: args.show]:
+            _out(f"  {e}")
+        if len(rep.problems) > args.show:
+            _out(f"  … {len(rep.problems) - args.show} more in {run.file('rejects.jsonl')}")
+    write_json(run.file("report.json"), reports)
+    write_jsonl(run.file("rejects.jsonl"), rejects)
+    _out(f"wrote {run.file('report.json')} and {run.file('rejects.jsonl')}")
+    return 1 if bad and not args.allow_problems else 0
+
+
+def _stage_runner(stage: str) -> Callable[[argparse.Namespace], int]:
+    def run(args) -> int:
+        help_text, issue, entry = STAGES[stage]
+        if entry is None:
+            raise Vr1Error(f"`vr1 {stage}` ({help_text}) is not in this build yet; it arrives with issue {issue}")
+        import importlib
+
+        module, fn = entry.split(":")
+        return getattr(importlib.import_module(module), fn)(args)
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vr1", description="Vision-R1-style multimodal reasoning pipeline.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    for stage, (help_text, _, _) in STAGES.items():
+        sp = sub.add_parser(stage, help=help_text, description=help_text)
+        sp.add_argument("--config", default=f"{stage}/demo", help="config name under configs/ or a YAML path")
+        sp.add_argument("--name", help="run name (default: a timestamp); reusing a name resumes that run")
+        sp.add_argument("--runs-root", default="runs", help="where run directories go")
+        sp.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. run.seed=3")
+        sp.set_defaults(func=_stage_runner(stage))
+
+    sp = sub.add_parser("demo-data", help="generate the synthetic demo data set",
+                        description="Draw the synthetic demo set (counting, colour/shape, bar charts, geometry, "
+                                    "two-image comparison) with scene annotations and reference solutions.")  # fmt: skip
+    sp.add_argument("--out", default="data/demo")
+    sp.add_argument("--n", type=int, default=2000, help="training samples")
+    sp.add_argument("--n-test", type=int, default=200, help="held-out samples")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--tasks", help="comma-separated subset of tasks")
+    sp.set_defaults(func=cmd_demo_data)
+
+    sp = sub.add_parser("tiny-model", help="build a tiny random-init VLM offline",
+                        description="Build a tiny random-init model (hub folder layout) of a supported family.")
+    sp.add_argument("--family", required=True, choices=["qwen2_vl", "qwen2_5_vl", "internvl", "all"])
+    sp.add_argument("--out", required=True, help="output folder (with --family all: one subfolder per family)")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    sp.set_defaults(func=cmd_tiny_model)
+
+    sp = sub.add_parser("check-data", help="validate data manifests before any stage uses them",
+                        description="Read manifests leniently; list every bad record by file, line and field.")
+    sp.add_argument("manifests", nargs="+", metavar="MANIFEST")
+    sp.add_argument("--name", help="run name")
+    sp.add_argument("--runs-root", default="runs")
+    sp.add_argument("--show", type=int, default=20, help="problems to print per manifest")
+    sp.add_argument("--allow-problems", action="store_true", help="exit 0 even when problems are found")
+    sp.set_defaults(func=cmd_check_data)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except Vr1Error as e:
+        print(f"vr1 {args.command}: error: {e}", file=sys.stderr)  # noqa: T201
+        return 2
+    except KeyboardInterrupt:
+        print(f"vr1 {args.command}: interrupted", file=sys.stderr)  # noqa: T201
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

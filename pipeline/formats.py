@@ -1,0 +1,395 @@
+"""Converters from each published record layout to a `Sample` (layouts: ../shared/reference/formats.md).
+
+A converter takes one raw record (a dict) and a `ConvertContext` and returns a Sample whose `images` may still
+hold embedded image cells (`{"bytes":…, "path":…}` or PIL images); `pipeline.manifest` resolves and checks
+them. Converters raise `FieldError(field, message)`; the reader adds file and line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.boxes import BoxParseError, dumps_boxes, parse_bbox, parse_boxes
+from pipeline.errors import FieldError
+from pipeline.schema import ANSWER_TYPES, IMAGE_PLACEHOLDER, Sample, strip_image_placeholders
+
+
+class SkipRecord(Exception):
+    """A record the published layout itself says to skip (e.g. LLaVA-CoT rows without an image)."""
+
+
+@dataclass
+class ConvertContext:
+    source: str
+    answer_type: str = "auto"  # a fixed type for the whole manifest, or "auto" to infer per sample
+    fields: dict[str, str] = field(default_factory=dict)  # canonical name -> column name in this file
+    coord_frame: str | None = None
+
+    def column(self, name: str, *defaults: str) -> tuple[str, ...]:
+        return (self.fields[name],) if name in self.fields else defaults
+
+
+# ---------------------------------------------------------------- small helpers shared by converters
+
+
+def _get(rec: dict, names: tuple[str, ...], kind: type | tuple[type, ...], required: bool = True):
+    for name in names:
+        if name in rec and rec[name] is not None:
+            value = rec[name]
+            if not isinstance(value, kind):
+                want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+                raise FieldError(name, f"expected {want}, got {type(value).__name__}")
+            return value
+    if required:
+        raise FieldError(names[0], "missing" if len(names) == 1 else f"missing (looked for {', '.join(names)})")
+    return None
+
+
+def _as_image_list(value: Any, name: str) -> list:
+    """`images` may be a string, a list, an image cell {bytes, path} or a PIL image."""
+    if value is None:
+        return []
+    if isinstance(value, (str, dict)) or hasattr(value, "save"):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            if not (isinstance(v, (str, dict)) or hasattr(v, "save")):
+                raise FieldError(f"{name}[{i}]", f"expected a path or an image cell, got {type(v).__name__}")
+        return list(value)
+    raise FieldError(name, f"expected a path or a list of paths, got {type(value).__name__}")
+
+
+def record_id(rec: dict, ctx: ConvertContext, names: tuple[str, ...] = ("id",)) -> str:
+    """The record's own id, or a content hash of the record (stable across reorderings of the file)."""
+    for name in names:
+        v = rec.get(name)
+        if v is not None:
+            if isinstance(v, bool) or not isinstance(v, (str, int)):
+                raise FieldError(name, f"expected a string or an integer id, got {type(v).__name__}")
+            return str(v)
+    blob = json.dumps(rec, sort_keys=True, default=repr, ensure_ascii=False).encode()
+    return f"{ctx.source}-{hashlib.sha1(blob).hexdigest()[:16]}"
+
+
+def _check_placeholders(text: str, n_images: int, name: str) -> None:
+    n = text.count(IMAGE_PLACEHOLDER)
+    if n != n_images:
+        raise FieldError(name, f"has {n} '<image>' placeholder(s) but the record has {n_images} image(s)")
+
+
+_CHOICE_LINE = re.compile(r"^\s*\(?([A-H])[\.\):]\s+(.+?)\s*$", re.M)
+_LETTER_ANSWER = re.compile(
+    r"^\s*(?:the\s+(?:correct\s+)?answer\s+is\s*:?\s*|final\s+answer\s*:?\s*|option\s+)?\(?([A-H])\)?\s*[\.:]?\s*$",
+    re.I,
+)
+_NUMBER = re.compile(r"^\s*[-+]?(?:\d+(?:,\d{3})*(?:\.\d+)?|\.\d+)(?:e[-+]?\d+)?\s*%?\s*$", re.I)
+_LATEX = re.compile(r"\\[a-zA-Z]+|[\^_{}]|\d\s*/\s*\d")
+
+
+def extract_choices(question: str) -> list[str] | None:
+    """Option lines like `A. 3`, `(B) 4`, `C: 5` in order A, B, C…; None when the question has no such list."""
+    found = _CHOICE_LINE.findall(question)
+    letters = [letter for letter, _ in found]
+    if len(found) >= 2 and letters == [chr(ord("A") + i) for i in range(len(found))]:
+        return [text for _, text in found]
+    return None
+
+
+def letter_of(answer: str) -> str | None:
+    m = _LETTER_ANSWER.match(answer)
+    return m.group(1).upper() if m else None
+
+
+def infer_answer_type(answer: str, choices: list[str] | None) -> str:
+    if choices and letter_of(answer):
+        return "choice"
+    if _NUMBER.match(answer):
+        return "number"
+    if _LATEX.search(answer):
+        return "expression"
+    return "text"
+
+
+def finish(
+    ctx: ConvertContext,
+    *,
+    id: str,
+    question: str,
+    answer: str,
+    images: list,
+    choices: list[str] | None = None,
+    answer_type: str | None = None,
+    meta: dict | None = None,
+) -> Sample:
+    """Build the Sample: settle the answer type, normalise choice letters and box answers."""
+    meta = dict(meta or {})
+    question, answer = question.strip(), answer.strip()
+    if choices is None:
+        choices = extract_choices(question)
+    atype = answer_type or ctx.answer_type
+    if atype == "auto":
+        atype = infer_answer_type(answer, choices)
+    if atype not in ANSWER_TYPES:
+        raise FieldError("answer_type", f"'{atype}' is not one of {', '.join(ANSWER_TYPES)}")
+    if atype == "choice":
+        letter = letter_of(answer)
+        if letter is None and choices and answer in choices:  # MathVista stores the choice text
+            letter = chr(ord("A") + choices.index(answer))
+        if letter is None:
+            raise FieldError("answer", f"choice answer must be one option letter, got {answer[:60]!r}")
+        answer = letter
+    elif atype in ("bbox", "boxes"):
+        try:
+            answer = dumps_boxes(parse_bbox(answer) if atype == "bbox" else parse_boxes(answer))
+        except BoxParseError as e:
+            raise FieldError("answer", f"{atype} answer does not parse: {e}") from None
+        if ctx.coord_frame and "coord_frame" not in meta:
+            meta["coord_frame"] = ctx.coord_frame
+    return Sample(id=id, source=ctx.source, question=question, answer=answer, answer_type=atype, images=images,
+                  choices=choices, meta=meta)  # fmt: skip
+
+
+def _turns(conv: Any, name: str) -> list[tuple[str, str]]:
+    """[(role, text)] from ShareGPT (`from`/`value`) or OpenAI (`role`/`content`) turns; roles normalised."""
+    if not isinstance(conv, list) or not conv:
+        raise FieldError(name, "expected a non-empty list of turns")
+    roles = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
+    out = []
+    for i, turn in enumerate(conv):
+        if not isinstance(turn, dict):
+            raise FieldError(f"{name}[{i}]", f"expected an object, got {type(turn).__name__}")
+        role = turn.get("from", turn.get("role"))
+        text = turn.get("value", turn.get("content"))
+        if role not in roles:
+            raise FieldError(f"{name}[{i}].from", f"unknown role {role!r}")
+        if not isinstance(text, str):
+            raise FieldError(f"{name}[{i}].value", f"expected a string, got {type(text).__name__}")
+        out.append((roles[role], text))
+    return out
+
+
+def _first_exchange(turns: list[tuple[str, str]], name: str) -> tuple[str, str, list]:
+    body = [t for t in turns if t[0] != "system"]
+    if len(body) < 2 or body[0][0] != "user" or body[1][0] != "assistant":
+        raise FieldError(name, "expected a user turn followed by an assistant turn")
+    return body[0][1], body[1][1], body[2:]
+
+
+# ---------------------------------------------------------------- the layouts
+
+
+def convert_vr1(rec: dict, ctx: ConvertContext) -> Sample:
+    """vr1's own JSONL (what `vr1 demo-data` writes): one `Sample` per line."""
+    for name in ("id", "question", "answer", "answer_type"):
+        _get(rec, (name,), (str, int) if name == "id" else str)
+    images = _as_image_list(rec.get("images"), "images")
+    choices = rec.get("choices")
+    if choices is not None and not (isinstance(choices, list) and all(isinstance(c, str) for c in choices)):
+        raise FieldError("choices", "expected a list of strings")
+    meta = rec.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise FieldError("meta", f"expected an object, got {type(meta).__name__}")
+    source = rec.get("source") or ctx.source
+    return finish(
+        ConvertContext(source, ctx.answer_type, ctx.fields, ctx.coord_frame),
+        id=str(rec["id"]), question=rec["question"], answer=rec["answer"], images=images, choices=choices,
+        answer_type=rec["answer_type"], meta=meta,
+    )  # fmt: skip
+
+
+_CONCLUSION = re.compile(r"<CONCLUSION>(.*?)</CONCLUSION>", re.S)
+
+
+def convert_llava_cot(rec: dict, ctx: ConvertContext) -> Sample:
+    """LLaVA-CoT-100k: ground truth is the `<CONCLUSION>` of the first gpt turn."""
+    image = rec.get("image")
+    if image is None:
+        raise SkipRecord("no image (the official loader skips such records)")
+    if not isinstance(image, str):
+        raise FieldError("image", f"expected a string path, got {type(image).__name__}")
+    question, response, rest = _first_exchange(_turns(rec.get("conversations"), "conversations"), "conversations")
+    m = _CONCLUSION.search(response)
+    if not m:
+        raise FieldError("conversations[1].value", "no <CONCLUSION>…</CONCLUSION> in the gpt turn")
+    answer = m.group(1).strip()
+    question = strip_image_placeholders(question)
+    choices = extract_choices(question)
+    if choices and letter_of(answer):
+        answer = letter_of(answer)
+    meta = {"reference_response": response}
+    if rest:
+        meta["extra_turns"] = [list(t) for t in rest]
+    return finish(ctx, id=record_id(rec, ctx), question=question, answer=answer, images=[image], choices=choices,
+                  meta=meta)  # fmt: skip
+
+
+_MULBERRY_FINAL = "### The final answer is:"
+
+
+def convert_mulberry(rec: dict, ctx: ConvertContext) -> Sample:
+    """Mulberry-SFT: ground truth follows the LAST `### The final answer is:` (reflection samples repeat it)."""
+    images = _as_image_list(_get(rec, ("images", "image"), (str, list)), "images")
+    question, response, _ = _first_exchange(_turns(rec.get("messages"), "messages"), "messages")
+    _check_placeholders(question, len(images), "messages[0].content")
+    if _MULBERRY_FINAL not in response:
+        raise FieldError("messages[1].content", f"no '{_MULBERRY_FINAL}' in the assistant turn")
+    answer = response.rsplit(_MULBERRY_FINAL, 1)[1].strip()
+    question = strip_image_placeholders(question)
+    choices = extract_choices(question)
+    if choices and letter_of(answer):
+        answer = letter_of(answer)
+    return finish(ctx, id=record_id(rec, ctx), question=question, answer=answer, images=images, choices=choices,
+                  meta={"reference_response": response})  # fmt: skip
+
+
+_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.S)
+_FINAL_ANSWER = re.compile(r"Final Answer\s*:\s*(.*)\s*$", re.S | re.I)
+
+
+def answer_from_response(response: str) -> str | None:
+    """The final answer of a `<think>…</think><answer>…</answer>` or `…</think>\\n\\nFinal Answer:X` response."""
+    m = _ANSWER_TAG.search(response)
+    text = m.group(1) if m else response.rsplit("</think>", 1)[-1]
+    fm = _FINAL_ANSWER.search(text)
+    if fm:
+        text = fm.group(1)
+    elif not m:
+        return None
+    text = text.strip()
+    opt = re.fullmatch(r"option\s+([A-H])\.?", text, re.I)
+    return opt.group(1).upper() if opt else text.rstrip(".") if re.fullmatch(r"[-+]?\d+(\.\d+)?\.", text) else text
+
+
+def convert_sharegpt(rec: dict, ctx: ConvertContext) -> Sample:
+    """LLaMA-Factory ShareGPT, both Vision-R1-cold layouts; vr1's own files carry the exact Sample in `vr1`."""
+    conv_name = "conversations" if "conversations" in rec else "messages"
+    turns = _turns(rec.get(conv_name), conv_name)
+    question, response, _ = _first_exchange(turns, conv_name)
+    images = _as_image_list(rec.get("images", rec.get("image")), "images")
+    _check_placeholders(question, len(images), f"{conv_name}[0].value")
+    if "vr1" in rec:
+        exact = rec["vr1"]
+        if not isinstance(exact, dict):
+            raise FieldError("vr1", "expected an object")
+        return convert_vr1({**exact, "id": rec.get("id", exact.get("id")), "images": images}, ctx)
+    answer = answer_from_response(response)
+    if not answer:
+        raise FieldError(f"{conv_name}[1].value", "no <answer>…</answer> or 'Final Answer:' in the assistant turn")
+    return finish(ctx, id=record_id(rec, ctx), question=strip_image_placeholders(question), answer=answer,
+                  images=images, meta={"reference_response": response})  # fmt: skip
+
+
+VLM_R1_METHODS = {"mcq": "choice", "yes_no": "text", "math": "expression", "map": "boxes", "od_ap": "boxes",
+                  "od_ap50": "boxes", "odLength": "boxes", "all_match": "text"}  # fmt: skip
+
+
+def convert_vlm_r1(rec: dict, ctx: ConvertContext) -> Sample:
+    """VLM-R1 JSONL: first two conversation turns; `accu_reward_method` may set the answer type per record."""
+    images = _as_image_list(rec.get("image"), "image")
+    conv = rec.get("conversations")
+    question, answer, _ = _first_exchange(_turns(conv, "conversations")[:2], "conversations")
+    method = rec.get("accu_reward_method")
+    meta = {"accu_reward_method": method} if method else {}
+    atype = VLM_R1_METHODS.get(method) if method else None
+    if not atype and ctx.answer_type == "auto":
+        atype = "bbox" if re.fullmatch(r"\s*\[[^\[\]]*\]\s*", answer) else None
+    frame = ctx.coord_frame or "abs_original"
+    sub = ConvertContext(ctx.source, ctx.answer_type, ctx.fields, frame)
+    return finish(sub, id=record_id(rec, ctx), question=strip_image_placeholders(question), answer=answer,
+                  images=images, answer_type=atype, meta=meta)  # fmt: skip
+
+
+def convert_visual_rft(rec: dict, ctx: ConvertContext) -> Sample:
+    """Visual-RFT: `image_path` (JSON) or `image` (HF), `problem`, `solution` = `<answer>…</answer>`."""
+    images = _as_image_list(_get(rec, ("image_path", "image"), (str, list, dict, object)), "image_path")
+    problem = _get(rec, ctx.column("question", "problem"), str)
+    solution = _get(rec, ctx.column("answer", "solution"), str)
+    m = _ANSWER_TAG.search(solution)
+    answer = m.group(1).strip() if m else solution.strip()
+    atype = None
+    if ctx.answer_type == "auto":
+        atype = "boxes" if ("Position" in answer or answer.lower().startswith("no object")) else "label"
+    sub = ConvertContext(ctx.source, ctx.answer_type, ctx.fields, ctx.coord_frame or "grid1000")
+    return finish(sub, id=record_id(rec, ctx), question=strip_image_placeholders(problem), answer=answer,
+                  images=images, answer_type=atype)  # fmt: skip
+
+
+def convert_easyr1(rec: dict, ctx: ConvertContext) -> Sample:
+    """EasyR1 / geometry3k: `problem` with one `<image>` per image, `answer`, `images`, optional `choices`."""
+    problem = _get(rec, ctx.column("question", "problem"), str)
+    answer = _get(rec, ctx.column("answer", "answer"), (str, int, float))
+    images = _as_image_list(rec.get(ctx.column("images", "images")[0]), "images")
+    _check_placeholders(problem, len(images), "problem")
+    choices = rec.get("choices")
+    if choices is not None and not (isinstance(choices, list) and all(isinstance(c, str) for c in choices)):
+        raise FieldError("choices", "expected a list of strings")
+    return finish(ctx, id=record_id(rec, ctx), question=strip_image_placeholders(problem), answer=str(answer),
+                  images=images, choices=choices or None)  # fmt: skip
+
+
+def convert_verl(rec: dict, ctx: ConvertContext) -> Sample:
+    """verl multimodal parquet; vr1's own files keep the exact Sample fields in `extra_info`."""
+    prompt = rec.get("prompt")
+    if not isinstance(prompt, list) or not prompt:
+        raise FieldError("prompt", "expected a non-empty list of {role, content}")
+    users = [m for m in prompt if isinstance(m, dict) and m.get("role") == "user"]
+    if not users or not isinstance(users[0].get("content"), str):
+        raise FieldError("prompt", "no user message with string content")
+    question = users[0]["content"]
+    images = _as_image_list(rec.get("images"), "images")
+    _check_placeholders(question, len(images), "prompt[user].content")
+    rm = rec.get("reward_model")
+    if not isinstance(rm, dict) or rm.get("ground_truth") is None:
+        raise FieldError("reward_model.ground_truth", "missing")
+    extra = rec.get("extra_info") or {}
+    if not isinstance(extra, dict):
+        raise FieldError("extra_info", "expected a struct")
+    choices = json.loads(extra["choices"]) if isinstance(extra.get("choices"), str) else extra.get("choices")
+    meta = json.loads(extra["meta"]) if isinstance(extra.get("meta"), str) else {}
+    source = rec.get("data_source") or ctx.source
+    sub = ConvertContext(source, ctx.answer_type, ctx.fields, ctx.coord_frame)
+    sample_id = extra.get("id") or record_id(rec, ctx)
+    question_text = extra.get("question") if isinstance(extra.get("question"), str) else question
+    return finish(sub, id=str(sample_id), question=strip_image_placeholders(question_text),
+                  answer=str(rm["ground_truth"]), images=images, choices=choices,
+                  answer_type=extra.get("answer_type"), meta=meta)  # fmt: skip
+
+
+def convert_columns(rec: dict, ctx: ConvertContext) -> Sample:
+    """Any table with question/answer/images columns (HF datasets on disk, R1-V parquet…); `fields` maps names.
+    vr1's own HF datasets carry every Sample field as a column and are restored exactly."""
+    if {"id", "source", "question", "answer", "answer_type"} <= rec.keys():
+        meta = json.loads(rec["meta"]) if isinstance(rec.get("meta"), str) else rec.get("meta")
+        images = [dict(cell) for cell in rec.get("images") or []]
+        for cell, rel in zip(images, rec.get("image_paths") or []):
+            cell["path"] = rel
+        fields = ("id", "source", "question", "answer", "answer_type", "choices")
+        return convert_vr1({**{k: rec.get(k) for k in fields}, "meta": meta, "images": images}, ctx)
+    question = _get(rec, ctx.column("question", "question", "problem", "query"), str)
+    answer = _get(rec, ctx.column("answer", "answer", "solution", "ground_truth"), (str, int, float))
+    image_value = next((rec[c] for c in ctx.column("images", "images", "image", "image_path") if c in rec), None)
+    images = _as_image_list(image_value, ctx.column("images", "images")[0])
+    if IMAGE_PLACEHOLDER in question:
+        _check_placeholders(question, len(images), ctx.column("question", "question")[0])
+    answer = str(answer)
+    m = _ANSWER_TAG.search(answer)
+    return finish(ctx, id=record_id(rec, ctx), question=strip_image_placeholders(question),
+                  answer=m.group(1).strip() if m else answer, images=images, choices=rec.get("choices"))  # fmt: skip
+
+
+CONVERTERS: dict[str, Callable[[dict, ConvertContext], Sample]] = {
+    "vr1": convert_vr1,
+    "llava_cot": convert_llava_cot,
+    "mulberry": convert_mulberry,
+    "sharegpt": convert_sharegpt,
+    "vlm_r1": convert_vlm_r1,
+    "visual_rft": convert_visual_rft,
+    "easyr1": convert_easyr1,
+    "verl_parquet": convert_verl,
+    "columns": convert_columns,
+}

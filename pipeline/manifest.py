@@ -1,0 +1,252 @@
+"""Data manifests: one YAML per source saying where the data lives, its layout and how to read it.
+
+`read_manifest` turns a manifest into canonical Samples. Strict mode stops at the first bad record with an error
+naming file, line (or record index) and field; lenient mode rejects that record with the same reason and goes on.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.errors import ConfigError, DataError, FieldError, Loc
+from pipeline.formats import CONVERTERS, ConvertContext, SkipRecord
+from pipeline.images import normalize_image_ref, relative_to_root, resolve_image, store_embedded_image, verify_image
+from pipeline.schema import ANSWER_TYPES, Sample
+
+FORMATS = tuple(CONVERTERS)
+MANIFEST_KEYS = {"name", "format", "path", "image_root", "answer_type", "fields", "coord_frame", "split",
+                 "verify_images", "license", "description", "url"}  # fmt: skip
+
+
+@dataclass
+class Manifest:
+    """Where a data source lives and how to read it. Relative paths are relative to the manifest file."""
+
+    name: str
+    format: str
+    path: Path
+    image_root: Path
+    answer_type: str = "auto"
+    fields: dict[str, str] = field(default_factory=dict)
+    coord_frame: str | None = None
+    split: str = "train"
+    verify_images: bool = True
+    license: str | None = None
+    description: str | None = None
+    url: str | None = None
+
+    def __post_init__(self):
+        if self.format not in CONVERTERS:
+            raise ConfigError(f"manifest '{self.name}': format '{self.format}' unknown; choose one of {FORMATS}")
+        if self.answer_type != "auto" and self.answer_type not in ANSWER_TYPES:
+            raise ConfigError(
+                f"manifest '{self.name}': answer_type '{self.answer_type}' unknown; use auto or one of {ANSWER_TYPES}"
+            )
+
+    @classmethod
+    def load(cls, path: str | Path) -> Manifest:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"manifest not found: {path}")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        return cls.from_dict(raw, base=path.parent, origin=str(path))
+
+    @classmethod
+    def from_dict(cls, raw: dict, base: Path = Path("."), origin: str = "<manifest>") -> Manifest:
+        unknown = set(raw) - MANIFEST_KEYS
+        if unknown:
+            raise ConfigError(f"{origin}: unknown key(s) {sorted(unknown)}; known: {sorted(MANIFEST_KEYS)}")
+        for key in ("name", "format", "path"):
+            if not raw.get(key):
+                raise ConfigError(f"{origin}: missing required key '{key}'")
+        data = (base / raw["path"]).resolve()
+        default_root = data.parent if data.suffix else data.with_name(data.name + "_images")
+        if data.suffix == ".parquet" or (data.is_dir() and not data.suffix):
+            default_root = data.with_name(data.stem + "_images")  # embedded images are extracted here
+        root = (base / raw["image_root"]).resolve() if raw.get("image_root") else default_root
+        kwargs = {k: raw[k] for k in ("answer_type", "fields", "coord_frame", "split", "verify_images", "license",
+                                      "description", "url") if k in raw}  # fmt: skip
+        return cls(name=raw["name"], format=raw["format"], path=data, image_root=root, **kwargs)
+
+
+@dataclass
+class ReadResult:
+    samples: list[Sample]
+    rejects: list[DataError]
+    skipped: list[DataError]
+    manifest: Manifest
+
+    def summary(self) -> str:
+        return (f"{self.manifest.name}: {len(self.samples)} samples, {len(self.rejects)} rejected, "
+                f"{len(self.skipped)} skipped by the layout's own rules")  # fmt: skip
+
+
+# ---------------------------------------------------------------- record sources
+
+
+def iter_records(path: Path, split: str = "train") -> Iterator[tuple[Loc, dict | DataError]]:
+    """(location, record) pairs from JSONL, a JSON array, parquet, or an HF dataset saved to disk.
+
+    A record that cannot be parsed comes back as a DataError in place of the dict, so lenient readers go on.
+    """
+    if path.is_dir():
+        yield from _iter_hf_disk(path, split)
+    elif not path.is_file():
+        raise DataError(Loc(str(path)), None, "data file not found")
+    elif path.suffix == ".parquet":
+        yield from _iter_parquet(path)
+    else:
+        with open(path, encoding="utf-8") as f:
+            head = f.read(4096).lstrip()
+        if head.startswith("["):
+            yield from _iter_json_array(path)
+        else:
+            yield from _iter_jsonl(path)
+
+
+def _iter_jsonl(path: Path):
+    with open(path, encoding="utf-8", errors="strict") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            loc = Loc(str(path), line=lineno)
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                yield loc, DataError(loc, None, f"malformed JSON: {e.msg} at column {e.colno}")
+                continue
+            yield loc, rec if isinstance(rec, dict) else DataError(loc, None, f"expected a JSON object, got {type(rec).__name__}")  # fmt: skip
+
+
+def _iter_json_array(path: Path):
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        # A broken array cannot be split into records safely: the whole file is the error.
+        raise DataError(Loc(str(path), line=e.lineno), None, f"malformed JSON: {e.msg} at column {e.colno}") from None
+    for i, rec in enumerate(data):
+        loc = Loc(str(path), index=i)
+        yield loc, rec if isinstance(rec, dict) else DataError(loc, None, f"expected a JSON object, got {type(rec).__name__}")  # fmt: skip
+
+
+def _iter_parquet(path: Path):
+    import pyarrow.parquet as pq
+
+    index = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=256):
+        for rec in batch.to_pylist():
+            yield Loc(str(path), index=index), rec
+            index += 1
+
+
+def _iter_hf_disk(path: Path, split: str):
+    import datasets
+
+    try:
+        ds = datasets.load_from_disk(str(path))
+    except FileNotFoundError as e:
+        raise DataError(Loc(str(path)), None, f"not an HF dataset saved with save_to_disk: {e}") from None
+    if isinstance(ds, datasets.DatasetDict):
+        if split not in ds:
+            raise DataError(Loc(str(path)), "split", f"split '{split}' not in the dataset; it has {list(ds)}")
+        ds = ds[split]
+    # Images as {bytes, path} cells: no decoding here, the manifest layer stores and verifies them.
+    for name, feat in ds.features.items():
+        if isinstance(feat, datasets.Image):
+            ds = ds.cast_column(name, datasets.Image(decode=False))
+        elif isinstance(feat, (datasets.Sequence, datasets.List)) and isinstance(feat.feature, datasets.Image):
+            ds = ds.cast_column(name, datasets.List(datasets.Image(decode=False)))
+    for i, rec in enumerate(ds):
+        yield Loc(f"{path}[{split}]" if split else str(path), index=i), rec
+
+
+# ---------------------------------------------------------------- validation shared by every layout
+
+
+def _settle_images(sample: Sample, manifest: Manifest) -> None:
+    """Turn every image reference into a path relative to the image root, checked to exist and decode."""
+    settled = []
+    for i, ref in enumerate(sample.images):
+        name = f"images[{i}]"
+        if hasattr(ref, "save"):  # a PIL image (HF datasets decoded it)
+            buf = io.BytesIO()
+            ref.save(buf, format="PNG")
+            ref = {"bytes": buf.getvalue(), "path": None}
+        if isinstance(ref, dict):
+            data, hint = ref.get("bytes"), ref.get("path")
+            if data:
+                rel = store_embedded_image(manifest.image_root, data, hint, name)
+            elif hint:
+                rel = normalize_image_ref(hint)
+            else:
+                raise FieldError(name, "image cell has neither bytes nor path")
+        else:
+            rel = ref
+        path = resolve_image(manifest.image_root, rel, name)
+        if manifest.verify_images:
+            verify_image(path, name)
+        settled.append(relative_to_root(manifest.image_root, path, name))
+    sample.images = settled
+
+
+def _check_sample(sample: Sample) -> None:
+    if not sample.id:
+        raise FieldError("id", "empty id")
+    if not sample.question.strip():
+        raise FieldError("question", "empty question")
+    if not sample.answer.strip():
+        raise FieldError("answer", "empty answer")
+    if sample.answer_type == "choice" and sample.choices:
+        letters = [chr(ord("A") + i) for i in range(len(sample.choices))]
+        if sample.answer not in letters:
+            raise FieldError("answer", f"choice '{sample.answer}' is not among the options {letters}")
+
+
+def read_manifest(manifest: Manifest | str | Path, strict: bool = True) -> ReadResult:
+    """Read every record of a manifest into Samples; see the module docstring for strict vs lenient."""
+    if not isinstance(manifest, Manifest):
+        manifest = Manifest.load(manifest)
+    convert = CONVERTERS[manifest.format]
+    ctx = ConvertContext(manifest.name, manifest.answer_type, manifest.fields, manifest.coord_frame)
+    samples: list[Sample] = []
+    rejects: list[DataError] = []
+    skipped: list[DataError] = []
+    first_seen: dict[str, Loc] = {}
+    for loc, rec in iter_records(manifest.path, manifest.split):
+        try:
+            if isinstance(rec, DataError):
+                raise rec
+            try:
+                sample = convert(rec, ctx)
+                _check_sample(sample)
+                _settle_images(sample, manifest)
+            except FieldError as e:
+                raise DataError(loc, e.field, e.message) from None
+            if sample.id in first_seen:
+                raise DataError(loc, "id", f"duplicate id '{sample.id}' (first seen at {first_seen[sample.id]})")
+            first_seen[sample.id] = loc
+            samples.append(sample)
+        except SkipRecord as e:
+            skipped.append(DataError(loc, None, f"skipped: {e}"))
+        except DataError as e:
+            if strict:
+                raise
+            rejects.append(e)
+    return ReadResult(samples, rejects, skipped, manifest)
+
+
+def manifest_dict(manifest: Manifest) -> dict[str, Any]:
+    d = {k: getattr(manifest, k) for k in ("name", "format", "answer_type", "fields", "coord_frame", "split",
+                                            "verify_images", "license", "description", "url")}  # fmt: skip
+    d["path"], d["image_root"] = str(manifest.path), str(manifest.image_root)
+    return d
