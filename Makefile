@@ -9,7 +9,7 @@ NAME   ?=
 STAGE  ?=
 ARGS   ?=
 
-.PHONY: install test demo demo-data tiny-models check-data coldstart sft ptst eval inspect clean
+.PHONY: install lint test demo demo-data tiny-models check-data coldstart sft ptst eval inspect clean
 
 install: $(STAMP)
 
@@ -20,7 +20,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pipeline.env --fix
 	rm -f $(VENV)/.installed-* && touch $@
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check pipeline coldstart rl tests
+
+test: lint
 	VR1_NO_PROGRESS=1 $(BIN)/python -m pytest -q tests
 
 demo: $(STAMP) demo-data tiny-models check-data

@@ -7,7 +7,6 @@ directory `runs/<stage>/<name>/`.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -107,9 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. run.seed=3")
         sp.set_defaults(func=_stage_runner(stage))
 
-    sp = sub.add_parser("demo-data", help="generate the synthetic demo data set",
-                        description="Draw the synthetic demo set (counting, colour/shape, bar charts, geometry, "
-                                    "two-image comparison) with scene annotations and reference solutions.")  # fmt: skip
+    sp = sub.add_parser(
+        "demo-data",
+        help="generate the synthetic demo data set",
+        description="Draw the synthetic demo set (counting, colour/shape, bar charts, geometry, two-image "
+        "comparison) with scene annotations and reference solutions.",
+    )
     sp.add_argument("--out", default="data/demo")
     sp.add_argument("--n", type=int, default=2000, help="training samples")
     sp.add_argument("--n-test", type=int, default=200, help="held-out samples")

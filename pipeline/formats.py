@@ -366,8 +366,12 @@ def convert_columns(rec: dict, ctx: ConvertContext) -> Sample:
     if {"id", "source", "question", "answer", "answer_type"} <= rec.keys():
         meta = json.loads(rec["meta"]) if isinstance(rec.get("meta"), str) else rec.get("meta")
         images = [dict(cell) for cell in rec.get("images") or []]
-        for cell, rel in zip(images, rec.get("image_paths") or []):
-            cell["path"] = rel
+        paths = rec.get("image_paths")
+        if paths is not None:
+            if len(paths) != len(images):
+                raise FieldError("image_paths", f"{len(paths)} paths for {len(images)} images")
+            for cell, rel in zip(images, paths, strict=True):
+                cell["path"] = rel
         fields = ("id", "source", "question", "answer", "answer_type", "choices")
         return convert_vr1({**{k: rec.get(k) for k in fields}, "meta": meta, "images": images}, ctx)
     question = _get(rec, ctx.column("question", "question", "problem", "query"), str)

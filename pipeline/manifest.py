@@ -17,7 +17,13 @@ import yaml
 
 from pipeline.errors import ConfigError, DataError, FieldError, Loc
 from pipeline.formats import CONVERTERS, ConvertContext, SkipRecord
-from pipeline.images import normalize_image_ref, relative_to_root, resolve_image, store_embedded_image, verify_image
+from pipeline.images import (
+    normalize_image_ref,
+    relative_to_root,
+    resolve_image,
+    store_embedded_image,
+    verify_image,
+)
 from pipeline.schema import ANSWER_TYPES, Sample
 
 FORMATS = tuple(CONVERTERS)
@@ -114,6 +120,10 @@ def iter_records(path: Path, split: str = "train") -> Iterator[tuple[Loc, dict |
             yield from _iter_jsonl(path)
 
 
+def _not_an_object(loc: Loc, rec) -> DataError:
+    return DataError(loc, None, f"expected a JSON object, got {type(rec).__name__}")
+
+
 def _iter_jsonl(path: Path):
     with open(path, encoding="utf-8", errors="strict") as f:
         for lineno, line in enumerate(f, 1):
@@ -125,7 +135,7 @@ def _iter_jsonl(path: Path):
             except json.JSONDecodeError as e:
                 yield loc, DataError(loc, None, f"malformed JSON: {e.msg} at column {e.colno}")
                 continue
-            yield loc, rec if isinstance(rec, dict) else DataError(loc, None, f"expected a JSON object, got {type(rec).__name__}")  # fmt: skip
+            yield loc, rec if isinstance(rec, dict) else _not_an_object(loc, rec)
 
 
 def _iter_json_array(path: Path):
@@ -136,7 +146,7 @@ def _iter_json_array(path: Path):
         raise DataError(Loc(str(path), line=e.lineno), None, f"malformed JSON: {e.msg} at column {e.colno}") from None
     for i, rec in enumerate(data):
         loc = Loc(str(path), index=i)
-        yield loc, rec if isinstance(rec, dict) else DataError(loc, None, f"expected a JSON object, got {type(rec).__name__}")  # fmt: skip
+        yield loc, rec if isinstance(rec, dict) else _not_an_object(loc, rec)
 
 
 def _iter_parquet(path: Path):

@@ -129,7 +129,9 @@ def load_image_processor(path: str | Path):
     base = declared.removesuffix("Fast").removesuffix("Pil")
     cls = getattr(transformers, base + "Pil", None)
     if cls is None:
-        raise Vr1Error(f"{path}: image processor '{declared}' has no PIL backend in transformers {transformers.__version__}")
+        raise Vr1Error(
+            f"{path}: image processor '{declared}' has no PIL backend in transformers {transformers.__version__}"
+        )
     return cls.from_pretrained(path)
 
 

@@ -174,7 +174,7 @@ def test_sharegpt_output_is_llamafactory_shaped(demo_dir, tmp_path):
     rows = json.loads((tmp_path / "cold.json").read_text())
     info = json.loads((tmp_path / "dataset_info.json").read_text())["cold"]
     assert info["formatting"] == "sharegpt" and info["columns"] == {"messages": "conversations", "images": "images"}
-    for row, s in zip(rows, samples):
+    for row, s in zip(rows, samples, strict=True):
         human, gpt = row["conversations"]
         assert human["from"] == "human" and human["value"].count("<image>") == len(row["images"])
         assert gpt["value"] == s.meta["reference_solution"]

@@ -15,7 +15,8 @@ FAMILIES = ["qwen2_vl", "qwen2_5_vl", "internvl"]
 
 
 def prompt_inputs(processor, n_images: int):
-    images = [Image.new("RGB", (64 + 16 * i, 48), c) for i, c in zip(range(n_images), ["red", "blue", "green"])]
+    colours = ["red", "blue", "green"][:n_images]
+    images = [Image.new("RGB", (64 + 16 * i, 48), c) for i, c in enumerate(colours)]
     content = [{"type": "image"} for _ in images] + [{"type": "text", "text": "How many circles are there?"}]
     text = processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True,
                                          tokenize=False)
