@@ -1,0 +1,183 @@
+"""Strict parsing of final answers (choice letters, numbers, labels, text), shared by rewards and data checks.
+
+Every parser takes the text of an answer block and returns the parsed value or None. None means "not a single,
+unambiguous answer of this type": hedges ("A or B"), lists, empty strings and junk all parse to None and so
+score 0. Inputs longer than MAX_ANSWER_CHARS are refused outright (a final answer is short; a flood is a hack).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Sequence
+from fractions import Fraction
+
+MAX_ANSWER_CHARS = 1000
+
+_PREFIX = re.compile(
+    r"^(?:final\s+answer|the\s+(?:final\s+|correct\s+)?answer\s+is|answer|so\s+the\s+answer\s+is)\s*[:：]?\s*", re.I
+)
+_BOXED = re.compile(r"^\\boxed\{(.*)\}$", re.S)
+
+
+def clean_answer(text: str) -> str | None:
+    """Strip the wrappers models put around a final answer: `Final Answer:`, `$…$`, `\\boxed{…}`, a final period."""
+    if not isinstance(text, str) or len(text) > MAX_ANSWER_CHARS:
+        return None
+    t = text.strip()
+    for _ in range(3):  # wrappers nest at most a few deep: "Final Answer: $\boxed{C}$."
+        before = t
+        t = _PREFIX.sub("", t).strip()
+        if t.endswith("."):
+            t = t[:-1].strip()
+        if len(t) >= 2 and t[0] == "$" and t[-1] == "$":
+            t = t.strip("$").strip()
+        m = _BOXED.match(t)
+        if m and _balanced(m.group(1)):
+            t = m.group(1).strip()
+        if t == before:
+            break
+    return t or None
+
+
+def _balanced(s: str) -> bool:
+    depth = 0
+    for ch in s:
+        depth += (ch == "{") - (ch == "}")
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+# ---------------------------------------------------------------- choice
+
+_LETTER = re.compile(r"^(?:option\s+|choice\s+)?\(?([A-Z])\)?\s*[.:)]?$", re.I)
+_LETTER_WITH_TEXT = re.compile(r"^(?:option\s+)?\(?([A-Z])\)?\s*[.:)]\s*(.+)$", re.S)
+
+
+def parse_choice(text: str, choices: list[str] | None = None) -> str | None:
+    """One option letter from "C", "(C)", "C.", "option C", "Final Answer: C", "\\boxed{C}", "The answer is C",
+    or "C. <that option's exact text>". Anything with two letters or extra words is None.
+    Lower-case letters count only in the bracketed/dotted forms ("(c)", "c."), never a bare "a" (an article)."""
+    t = clean_answer(text)
+    if t is None:
+        return None
+    n = len(choices) if choices else 26
+    m = _LETTER.match(t)
+    if m:
+        letter = m.group(1)
+        if letter.islower() and t == letter:
+            return None
+        letter = letter.upper()
+    else:
+        m = _LETTER_WITH_TEXT.match(t)
+        if not m or not choices:
+            return None
+        letter = m.group(1).upper()
+        idx = ord(letter) - ord("A")
+        if idx >= n or normalize_text(m.group(2)) != normalize_text(choices[idx]):
+            return None
+    return letter if ord(letter) - ord("A") < n else None
+
+
+# ---------------------------------------------------------------- numbers
+
+_NUM = r"[-+−]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?|[-+−]?\.\d+"
+_NUMBER = re.compile(rf"^(?:{_NUM})$")
+_FRACTION = re.compile(rf"^({_NUM})\s*/\s*({_NUM})$")
+_LATEX_FRAC = re.compile(r"^(-?)\\[dt]?frac\{\s*(-?\d+)\s*\}\{\s*(-?\d+)\s*\}$")
+_ASSIGN = re.compile(r"^[a-zA-Z](?:_\{?\w+\}?)?\s*=\s*")
+_UNIT = re.compile(r"\s*(?:\^\s*\{?\\circ\}?|°|\\%|%|\\text\{\s*[a-zA-Z ]{1,20}\}|\\mathrm\{\s*[a-zA-Z ]{1,20}\}|"
+                   r"(?<=\d)\s*[a-zA-Z]{1,12}(?:\^?[23])?)$")  # fmt: skip
+
+
+def parse_number(text: str) -> float | None:
+    """A single real number: `12`, `-3.5`, `1,234`, `1e-3`, `3/4`, `\\frac{3}{4}`, with an optional leading
+    `x =` and a trailing unit (`cm`, `°`, `\\%`, `\\text{cm}`). Two numbers ("3 or 4", "3, 4") are None."""
+    t = clean_answer(text)
+    if t is None:
+        return None
+    t = _ASSIGN.sub("", t)
+    for _ in range(2):
+        t = _UNIT.sub("", t).strip()
+    t = t.replace("−", "-").replace("\\!", "").replace("{,}", ",")
+    try:
+        if _NUMBER.match(t):
+            value = float(t.replace(",", ""))
+        elif m := _FRACTION.match(t):
+            den = float(m.group(2).replace(",", ""))
+            value = float(m.group(1).replace(",", "")) / den if den else math.nan
+        elif m := _LATEX_FRAC.match(t):
+            value = float(Fraction(int(m.group(2)), int(m.group(3))) * (-1 if m.group(1) else 1))
+        else:
+            return None
+    except (ValueError, ZeroDivisionError, OverflowError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def numbers_match(pred: float, gold: float, rel_tol: float = 1e-4, abs_tol: float = 1e-8) -> bool:
+    return abs(pred - gold) <= max(abs_tol, rel_tol * abs(gold))
+
+
+# ---------------------------------------------------------------- free text and labels
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = re.compile(r"[^\w\s]")
+
+
+def normalize_text(text: str) -> str:
+    """Lower case, NFKC, no punctuation, no articles, single spaces."""
+    t = unicodedata.normalize("NFKC", text).lower()
+    t = _PUNCT.sub(" ", t)
+    t = _ARTICLES.sub(" ", t)
+    return " ".join(t.split())
+
+
+def parse_text(text: str) -> str | None:
+    t = clean_answer(text)
+    if t is None:
+        return None
+    norm = normalize_text(t)
+    return norm or None
+
+
+# ---------------------------------------------------------------- gold answers
+
+
+def gold_answer_problem(gold: str, answer_type: str, choices: Sequence[str] | None = None) -> str | None:
+    """Why a gold answer cannot be scored for its type (None when it can). Such samples are never rewarded:
+    `vr1 check-data` reports them before training and every reward scores them 0."""
+    if not isinstance(gold, str) or not gold.strip():
+        return "empty gold answer"
+    if answer_type == "choice":
+        letter = parse_choice(gold, list(choices) if choices else None)
+        if letter is None:
+            return f"choice gold '{gold[:40]}' is not a single option letter"
+    elif answer_type == "number":
+        if parse_number(gold) is None:
+            return f"number gold '{gold[:40]}' does not parse as a number"
+    elif answer_type == "expression":
+        cleaned = clean_answer(gold)
+        if cleaned is None:
+            return f"expression gold '{gold[:40]}' is empty or too long"
+        from pipeline.mathverify import default_pool, looks_explosive
+
+        if looks_explosive(cleaned):
+            return f"expression gold '{gold[:40]}' is too large to evaluate safely"
+        if parse_number(cleaned) is None and not default_pool().parses(cleaned):
+            return f"expression gold '{gold[:40]}' does not parse as LaTeX/math"
+    elif answer_type in ("text", "label"):
+        if parse_text(gold) is None:
+            return f"{answer_type} gold '{gold[:40]}' is empty after normalisation"
+    elif answer_type in ("bbox", "boxes"):
+        from pipeline.boxes import BoxParseError, parse_bbox, parse_boxes
+
+        try:
+            parse_bbox(gold) if answer_type == "bbox" else parse_boxes(gold)
+        except BoxParseError as e:
+            return f"{answer_type} gold does not parse: {e}"
+    else:
+        return f"unknown answer_type '{answer_type}'"
+    return None

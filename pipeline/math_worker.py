@@ -1,0 +1,35 @@
+"""math-verify worker process: reads JSON lines `[[gold, pred], ...]` on stdin, writes one `0`/`1` line per pair.
+
+Started as a plain script (`python math_worker.py TIMEOUT`) so it depends on nothing in the parent: not its
+`__main__`, not its threads, not the project being importable. Its main thread may use signal-based timeouts.
+"""
+
+import json
+import sys
+
+
+def as_latex(expr: str) -> str:
+    """math-verify reads bare LaTeX (`3\\sqrt{2}`) only inside math delimiters; add them when absent."""
+    return expr if "$" in expr or "\\boxed" in expr or "\\(" in expr else f"${expr}$"
+
+
+def main() -> None:
+    import math_verify
+
+    timeout = max(1, int(float(sys.argv[1]) if len(sys.argv) > 1 else 2))
+    out = sys.stdout
+    for line in sys.stdin:
+        for gold, pred in json.loads(line):
+            value = 0
+            try:
+                g = math_verify.parse(as_latex(gold), parsing_timeout=timeout)
+                p = math_verify.parse(as_latex(pred), parsing_timeout=timeout)
+                value = int(bool(g and p and math_verify.verify(g, p, timeout_seconds=timeout)))
+            except BaseException:  # noqa: BLE001 - TimeoutException is a BaseException; any failure = not verified
+                value = 0
+            out.write(f"{value}\n")
+            out.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""Rewards by name, presets of weighted terms, user rewards from `file.py:function`, and the scorer.
+
+A reward is `fn(response: str, info: Mapping) -> float`. `score()` wraps every call so the result is always a
+finite float in [0, 1], whatever the function or the input does (exceptions, NaN, non-string input).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib.util
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from pipeline.mathverify import default_pool
+from rl.rewards.accuracy import ACCURACY, accuracy_reward, hfrrf_reward
+from rl.rewards.detection import det_confidence_reward, det_iou_reward, ovd_reward, rec_iou_reward
+from rl.rewards.format import format_reward
+from rl.rewards.shaping import length_penalty, repetition_penalty
+
+RewardFn = Callable[[str, Mapping], float]
+
+REWARDS: dict[str, RewardFn] = {
+    "format": lambda r, info: format_reward(r),
+    "accuracy": accuracy_reward,
+    "hfrrf": hfrrf_reward,
+    "rec_iou": rec_iou_reward,
+    "ovd": ovd_reward,
+    "det_iou": det_iou_reward,
+    "det_confidence": det_confidence_reward,
+    "length_penalty": length_penalty,
+    "repetition_penalty": repetition_penalty,
+}
+
+# What each answer type's main metric is (logged as `accuracy` next to `format`).
+PRIMARY = {**{t: "accuracy" for t in ACCURACY}, "bbox": "rec_iou", "boxes": "ovd"}
+
+# Weighted terms; the weighted sum is clipped to [0, 1]. Two-term presets scale VLM-R1's and Visual-RFT's
+# summed rewards (format + accuracy, format + IoU + confidence) into [0, 1].
+PRESETS: dict[str, dict[str, float]] = {
+    "hfrrf": {"hfrrf": 1.0},
+    "vlm_r1_rec": {"format": 0.5, "rec_iou": 0.5},
+    "vlm_r1_ovd": {"format": 0.5, "ovd": 0.5},
+    "visual_rft_det": {"format": 1 / 3, "det_iou": 1 / 3, "det_confidence": 1 / 3},
+    "visual_rft_cls": {"format": 0.5, "accuracy": 0.5},
+}
+DEFAULT_PRESET = {**{t: "hfrrf" for t in ACCURACY}, "bbox": "vlm_r1_rec", "boxes": "vlm_r1_ovd"}
+
+_USER: dict[str, RewardFn] = {}
+
+
+def load_user_reward(ref: str) -> RewardFn:
+    """`path/to/file.py:function` -> the function (loaded once per process)."""
+    if ref in _USER:
+        return _USER[ref]
+    path, _, name = ref.rpartition(":")
+    if not path or not name:
+        raise ValueError(f"user reward '{ref}' must look like path/to/file.py:function")
+    file = Path(path)
+    if not file.is_file():
+        raise ValueError(f"user reward file not found: {file}")
+    mod_name = "vr1_user_reward_" + hashlib.sha1(str(file.resolve()).encode()).hexdigest()[:12]
+    spec = importlib.util.spec_from_file_location(mod_name, file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    fn = getattr(module, name, None)
+    if not callable(fn):
+        raise ValueError(f"{file} has no function '{name}'")
+    _USER[ref] = fn
+    return fn
+
+
+def resolve(name: str) -> RewardFn:
+    if name in REWARDS:
+        return REWARDS[name]
+    if ":" in name and ".py" in name:
+        return load_user_reward(name)
+    close = difflib.get_close_matches(name, list(REWARDS), n=1)
+    raise ValueError(f"unknown reward '{name}'" + (f"; did you mean '{close[0]}'?" if close else "")
+                     + f"; known: {sorted(REWARDS)} or path/to/file.py:function")  # fmt: skip
+
+
+def resolve_terms(terms: Mapping[str, float] | str | None, answer_type: str | None) -> dict[str, float]:
+    """A preset name, an explicit {reward: weight} mapping, or None for the answer type's default preset.
+    Every name is resolved here so a typo fails at start-up, not at step 3,000."""
+    if terms is None:
+        terms = DEFAULT_PRESET.get(answer_type or "", "hfrrf")
+    if isinstance(terms, str):
+        if terms not in PRESETS:
+            raise ValueError(f"unknown reward preset '{terms}'; known: {sorted(PRESETS)}")
+        terms = PRESETS[terms]
+    for name in terms:
+        resolve(name)
+    return {k: float(v) for k, v in terms.items()}
+
+
+def _total(fn: RewardFn, response, info: Mapping) -> float:
+    if not isinstance(response, str):
+        response = response.decode("utf-8", "replace") if isinstance(response, bytes) else ""
+    try:
+        value = float(fn(response, info))
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:  # noqa: BLE001 - math-verify's TimeoutException is a BaseException; any failure = 0
+        return 0.0
+    if not math.isfinite(value):
+        return 0.0
+    return min(1.0, max(0.0, value))
+
+
+def score(response: str, info: Mapping, terms: Mapping[str, float] | str | None = None) -> dict[str, float]:
+    """{"score": clipped weighted sum, "format": …, "accuracy": …, <term>: …}; every value in [0, 1].
+
+    `accuracy` is the answer type's primary metric (IoU for bbox, mAP for boxes), logged beside `format` even
+    when the trained reward is their product, so "format learned, accuracy flat" is visible.
+    """
+    answer_type = info.get("answer_type")
+    resolved = resolve_terms(terms, answer_type)
+    values = {name: _total(resolve(name), response, info) for name in resolved}
+    total = sum(weight * values[name] for name, weight in resolved.items())
+    out = {"score": min(1.0, max(0.0, total))}
+    out["format"] = values["format"] if "format" in values else _total(REWARDS["format"], response, info)
+    primary = PRIMARY.get(answer_type, "accuracy")
+    out["accuracy"] = values[primary] if primary in values else _total(REWARDS[primary], response, info)
+    out.update(values)
+    return out
+
+
+def score_batch(responses: Sequence[str], infos: Sequence[Mapping],
+                terms: Mapping[str, float] | str | None = None) -> list[dict[str, float]]:  # fmt: skip
+    """`score` over a batch; the expression comparisons that need sympy are first verified in parallel across
+    the worker pool, after which each item's own check is a cache hit."""
+    from pipeline.answers import clean_answer
+    from rl.rewards.accuracy import expression_fast_path
+    from rl.rewards.format import answer_block
+
+    pairs = []
+    for response, info in zip(responses, infos, strict=True):
+        if info.get("answer_type") == "expression" and isinstance(response, str):
+            pred = answer_block(response)
+            if pred is not None and expression_fast_path(pred, str(info["ground_truth"])) is None:
+                pairs.append((clean_answer(str(info["ground_truth"])) or "", clean_answer(pred) or ""))
+    if pairs:
+        default_pool().verify_many(pairs)
+    return [score(r, i, terms) for r, i in zip(responses, infos, strict=True)]
