@@ -164,6 +164,8 @@ def gold_answer_problem(gold: str, answer_type: str, choices: Sequence[str] | No
             return f"expression gold '{gold[:40]}' is empty or too long"
         from pipeline.mathverify import default_pool, looks_explosive
 
+        if not _balanced(cleaned):
+            return f"expression gold '{gold[:40]}' does not parse (unbalanced braces)"
         if looks_explosive(cleaned):
             return f"expression gold '{gold[:40]}' is too large to evaluate safely"
         if parse_number(cleaned) is None and not default_pool().parses(cleaned):

@@ -186,3 +186,25 @@ def test_a_raising_user_reward_scores_zero(tmp_path):
     info = {"ground_truth": "4", "answer_type": "number"}
     assert score(ok("4"), info, {f"{f}:boom": 1.0})["score"] == 0.0
     assert score(ok("4"), info, {f"{f}:nan": 1.0})["score"] == 0.0
+
+
+@pytest.mark.parametrize("gold,answer_type,choices,problem", [
+    ("C", "choice", ["1", "2", "3"], None),
+    ("E", "choice", ["1", "2", "3"], "not a single option letter"),
+    ("C or D", "choice", None, "not a single option letter"),
+    ("12", "number", None, None),
+    ("twelve", "number", None, "does not parse as a number"),
+    ("3\\sqrt{2}", "expression", None, None),
+    ("\\frac{1}{", "expression", None, "does not parse"),
+    ("10^{10^{10}}", "expression", None, "too large"),
+    ("red circle", "text", None, None),
+    ("!!!", "label", None, "empty after normalisation"),
+    ("[1, 2, 3, 4]", "bbox", None, None),
+    ("[3, 2, 1, 4]", "bbox", None, "does not parse"),
+    ("", "number", None, "empty gold"),
+])
+def test_gold_answers_are_checked_before_training(gold, answer_type, choices, problem):
+    from pipeline.answers import gold_answer_problem
+
+    got = gold_answer_problem(gold, answer_type, choices)
+    assert (got is None) if problem is None else (problem in got), got
