@@ -9,7 +9,7 @@ NAME   ?=
 STAGE  ?=
 ARGS   ?=
 
-.PHONY: install lint test demo demo-data tiny-models check-data coldstart sft ptst eval inspect clean
+.PHONY: install lint test bench demo demo-data tiny-models check-data coldstart sft ptst eval inspect clean
 
 install: $(STAMP)
 
@@ -21,10 +21,13 @@ $(STAMP): pyproject.toml constraints.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
 lint: $(STAMP)
-	$(BIN)/ruff check pipeline coldstart rl tests
+	$(BIN)/ruff check pipeline coldstart rl tests benchmarks
 
 test: lint
 	VR1_NO_PROGRESS=1 $(BIN)/python -m pytest -q tests
+
+bench: $(STAMP)
+	VR1_NO_PROGRESS=1 $(BIN)/python -m benchmarks.bench_rewards --n 10000 --workers 2
 
 demo: $(STAMP) demo-data tiny-models check-data
 

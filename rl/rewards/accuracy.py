@@ -107,8 +107,12 @@ def accuracy_reward(response: str, info: Mapping) -> float:
     return fn(pred, info)
 
 
+def hfrrf_from(format_value: float, accuracy_value: float) -> float:
+    return 1.0 if format_value >= 1.0 and accuracy_value >= 1.0 else 0.0
+
+
 def hfrrf_reward(response: str, info: Mapping) -> float:
     """Vision-R1's hard format-result reward: 1 iff `format_reward` is 1 AND `accuracy_reward` is 1, else 0."""
     if format_reward(response) < 1.0:
         return 0.0
-    return 1.0 if accuracy_reward(response, info) >= 1.0 else 0.0
+    return hfrrf_from(1.0, accuracy_reward(response, info))

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from pipeline.mathverify import default_pool
-from rl.rewards.accuracy import ACCURACY, accuracy_reward, hfrrf_reward
+from rl.rewards.accuracy import ACCURACY, accuracy_reward, hfrrf_from, hfrrf_reward
 from rl.rewards.detection import det_confidence_reward, det_iou_reward, ovd_reward, rec_iou_reward
 from rl.rewards.format import format_reward
 from rl.rewards.shaping import length_penalty, repetition_penalty
@@ -31,6 +31,11 @@ REWARDS: dict[str, RewardFn] = {
     "det_confidence": det_confidence_reward,
     "length_penalty": length_penalty,
     "repetition_penalty": repetition_penalty,
+}
+
+# Rewards defined from other components: computed from the values already known for this response.
+DERIVED: dict[str, Callable[[Callable[[str], float]], float]] = {
+    "hfrrf": lambda get: hfrrf_from(get("format"), get("accuracy")),
 }
 
 # What each answer type's main metric is (logged as `accuracy` next to `format`).
@@ -81,9 +86,21 @@ def resolve(name: str) -> RewardFn:
                      + f"; known: {sorted(REWARDS)} or path/to/file.py:function")  # fmt: skip
 
 
+_PRESET_CACHE: dict[tuple[str | None, str | None], dict[str, float]] = {}
+
+
 def resolve_terms(terms: Mapping[str, float] | str | None, answer_type: str | None) -> dict[str, float]:
     """A preset name, an explicit {reward: weight} mapping, or None for the answer type's default preset.
     Every name is resolved here so a typo fails at start-up, not at step 3,000."""
+    if terms is None or isinstance(terms, str):
+        key = (terms, answer_type if terms is None else None)
+        if key not in _PRESET_CACHE:
+            _PRESET_CACHE[key] = _resolve_terms(terms, answer_type)
+        return _PRESET_CACHE[key]
+    return _resolve_terms(terms, answer_type)
+
+
+def _resolve_terms(terms, answer_type) -> dict[str, float]:
     if terms is None:
         terms = DEFAULT_PRESET.get(answer_type or "", "hfrrf")
     if isinstance(terms, str):
@@ -117,13 +134,17 @@ def score(response: str, info: Mapping, terms: Mapping[str, float] | str | None 
     """
     answer_type = info.get("answer_type")
     resolved = resolve_terms(terms, answer_type)
-    values = {name: _total(resolve(name), response, info) for name in resolved}
-    total = sum(weight * values[name] for name, weight in resolved.items())
-    out = {"score": min(1.0, max(0.0, total))}
-    out["format"] = values["format"] if "format" in values else _total(REWARDS["format"], response, info)
-    primary = PRIMARY.get(answer_type, "accuracy")
-    out["accuracy"] = values[primary] if primary in values else _total(REWARDS[primary], response, info)
-    out.update(values)
+    values: dict[str, float] = {}
+
+    def get(name: str) -> float:  # each component once per response
+        if name not in values:
+            values[name] = DERIVED[name](get) if name in DERIVED else _total(resolve(name), response, info)
+        return values[name]
+
+    total = sum(weight * get(name) for name, weight in resolved.items())
+    out = {"score": min(1.0, max(0.0, total)), "format": get("format"),
+           "accuracy": get(PRIMARY.get(answer_type, "accuracy"))}  # fmt: skip
+    out.update((name, values[name]) for name in resolved)
     return out
 
 
