@@ -95,6 +95,14 @@ def _gold_boxes(info: Mapping) -> list[dict]:
             for b in parse_boxes(str(info["ground_truth"]))]  # fmt: skip
 
 
+def _gold_and_pred(response: str, info: Mapping) -> tuple[list[dict], list[dict]] | None:
+    """Both box lists in normalised coordinates; None when the output does not parse or floods (> 100 boxes)."""
+    pred = _parse_pred_boxes(response, info)
+    if pred is None or len(pred) > MAX_BOXES:
+        return None
+    return _gold_boxes(info), pred
+
+
 def coco_map(gold: list[dict], pred: list[dict]) -> float:
     """COCO mAP@[.5:.95] of one image, computed as pycocotools' COCOeval does (area range all, maxDets 100):
     per label, detections by descending confidence (stable), greedy match to the best unmatched gold at each IoU
@@ -136,14 +144,12 @@ def ovd_reward(response: str, info: Mapping) -> float:
     """OVD: min(1, n_gold / n_pred) x COCO mAP@[.5:.95] of the labelled predicted boxes (the factor stops
     duplicate-box flooding). No gold boxes: 1 iff no boxes are predicted. Unparseable output or more than 100
     boxes: 0."""
-    pred = _parse_pred_boxes(response, info)
-    if pred is None or len(pred) > MAX_BOXES:
+    boxes = _gold_and_pred(response, info)
+    if boxes is None:
         return 0.0
-    gold = _gold_boxes(info)
-    if not gold:
-        return 1.0 if not pred else 0.0
-    if not pred:
-        return 0.0
+    gold, pred = boxes
+    if not gold or not pred:
+        return float(not gold and not pred)
     return min(1.0, len(gold) / len(pred)) * coco_map(gold, pred)
 
 
@@ -170,14 +176,12 @@ def _greedy_matches(gold: list[dict], pred: list[dict]) -> list[tuple[int, float
 def det_iou_reward(response: str, info: Mapping) -> float:
     """Visual-RFT IoU reward: sum of the IoUs of greedily matched predictions (IoU > 0.5) divided by
     max(n_gold, n_pred). Both empty: 1; exactly one empty or unparseable output: 0."""
-    pred = _parse_pred_boxes(response, info)
-    if pred is None or len(pred) > MAX_BOXES:
+    boxes = _gold_and_pred(response, info)
+    if boxes is None:
         return 0.0
-    gold = _gold_boxes(info)
-    if not gold and not pred:
-        return 1.0
+    gold, pred = boxes
     if not gold or not pred:
-        return 0.0
+        return float(not gold and not pred)
     total = sum(v for _, v in _greedy_matches(gold, pred) if v > 0)
     return total / max(len(gold), len(pred))
 
@@ -185,12 +189,12 @@ def det_iou_reward(response: str, info: Mapping) -> float:
 def det_confidence_reward(response: str, info: Mapping) -> float:
     """Visual-RFT confidence reward: mean over predictions of c when matched (IoU > 0.5), 1 - c when not.
     A prediction without a confidence counts as c = 1. No predictions: 1 iff there are no gold boxes."""
-    pred = _parse_pred_boxes(response, info)
-    if pred is None or len(pred) > MAX_BOXES:
+    boxes = _gold_and_pred(response, info)
+    if boxes is None:
         return 0.0
-    gold = _gold_boxes(info)
+    gold, pred = boxes
     if not pred:
-        return 1.0 if not gold else 0.0
+        return float(not gold)
     scores = []
     for pi, v in _greedy_matches(gold, pred):
         c = float(pred[pi].get("confidence", 1.0))
