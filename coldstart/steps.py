@@ -1,0 +1,98 @@
+"""The three generation steps of modality bridging, each in two halves: build the request from a prompt file and
+the sample (plus earlier outputs), and read the fields out of the completion."""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+from coldstart.store import content_hash
+from coldstart.teachers import ChatRequest, Completion
+from pipeline.errors import ConfigError
+from pipeline.images import resolve_image
+from pipeline.schema import Sample, format_choices
+
+STEP_NAMES = ("pseudo_cot", "description", "reasoning")
+ROLE = {"pseudo_cot": "vlm", "description": "vlm", "reasoning": "reasoner"}
+FIELDS = {
+    "pseudo_cot": {"question", "choices_block", "answer"},
+    "description": {"question", "choices_block", "pseudo_cot"},
+    "reasoning": {"question", "choices_block", "description", "answer_hint"},
+}
+ANSWER_HINT = {"choice": " (only the option's letter)", "number": " (only the number)",
+               "expression": " (only the exact expression, in LaTeX)", "text": "", "label": ""}  # fmt: skip
+_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
+_FINAL = re.compile(r"final answer\s*[:：]\s*(.+?)\s*$", re.S | re.I)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    path: Path
+    text: str
+    hash: str
+
+    @classmethod
+    def load(cls, path: str | Path, step: str) -> Prompt:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"prompt file for step '{step}' not found: {path}")
+        text = path.read_text(encoding="utf-8")
+        used = {f for _, f, _, _ in string.Formatter().parse(text) if f}
+        unknown = used - FIELDS[step]
+        if unknown:
+            raise ConfigError(f"{path}: unknown placeholder(s) {sorted(unknown)}; step '{step}' offers "
+                              f"{sorted(FIELDS[step])}")  # fmt: skip
+        return cls(path, text, content_hash(text)[:12])
+
+
+def choices_block(sample: Sample) -> str:
+    """The options, unless the question already lists them (most sources embed them in the question)."""
+    if not sample.choices or "A." in sample.question or "(A)" in sample.question:
+        return ""
+    return "Options:\n" + format_choices(sample.choices) + "\n"
+
+
+@dataclass
+class Step:
+    name: str
+    prompt: Prompt
+
+    @property
+    def role(self) -> str:
+        return ROLE[self.name]
+
+    def build(self, sample: Sample, prior: dict[str, dict], image_root: Path) -> ChatRequest:
+        values = {"question": sample.question, "choices_block": choices_block(sample), "answer": sample.answer,
+                  "pseudo_cot": prior.get("pseudo_cot", {}).get("text", ""),
+                  "description": prior.get("description", {}).get("text", ""),
+                  "answer_hint": ANSWER_HINT.get(sample.answer_type, "")}  # fmt: skip
+        text = self.prompt.text.format_map({k: values[k] for k in FIELDS[self.name]})
+        images = [resolve_image(image_root, rel, "images") for rel in sample.images] if self.role == "vlm" else []
+        return ChatRequest(text=text, images=images, key=f"{sample.id}:{self.name}")
+
+    def input_hash(self, request: ChatRequest) -> str:
+        return content_hash(request.text, *[p.name for p in request.images])
+
+    def parse(self, completion: Completion) -> dict:
+        """The step's output fields. Generation steps keep the text; the reasoning step also splits off the
+        thinking and the final answer (None when the reasoner gave none)."""
+        out = {"text": completion.text.strip(), "finish_reason": completion.finish_reason}
+        if self.name == "reasoning":
+            out["thinking"] = (completion.reasoning or "").strip() or None
+            out["final_answer"] = final_answer(completion.text)
+        return out
+
+
+def final_answer(text: str) -> str | None:
+    """The answer the reasoner committed to: its last `<answer>` block, else a trailing `Final Answer:` line."""
+    blocks = _ANSWER.findall(text)
+    if blocks:
+        return blocks[-1].strip() or None
+    m = _FINAL.search(text)
+    return m.group(1).strip() if m else None
+
+
+def load_steps(prompt_paths: dict[str, str]) -> list[Step]:
+    return [Step(name, Prompt.load(prompt_paths[name], name)) for name in STEP_NAMES]

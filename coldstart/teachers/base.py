@@ -1,0 +1,133 @@
+"""The one interface every teacher backend implements, and the pieces they share."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+from PIL import Image
+
+THINK = re.compile(r"^\s*<think>(.*?)</think>\s*", re.S)
+
+
+@dataclass
+class TeacherConfig:
+    """One role's model: where it runs and how it is asked."""
+
+    backend: str = "transformers"  # openai | vllm | transformers
+    model: str = ""  # served model name (openai), checkpoint path or hub id (vllm, transformers)
+    base_url: str | None = None  # openai: e.g. http://127.0.0.1:8000/v1
+    api_key_env: str | None = None  # NAME of the environment variable holding the key (never the key)
+    max_concurrency: int = 8
+    timeout_s: float = 600.0
+    max_retries: int = 6
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 60.0
+    max_pixels: int = 1280 * 28 * 28  # images are resized to fit before upload
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_tokens: int = 4096
+    seed: int | None = None
+    extra_body: dict = field(default_factory=dict)  # passed through to the server (e.g. chat_template_kwargs)
+    # vllm offline
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.9
+    max_model_len: int | None = None
+    batch_size: int = 64
+    # transformers in-process
+    device: str = "cpu"
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        if self.backend not in ("openai", "vllm", "transformers"):
+            raise ValueError(f"backend '{self.backend}' unknown; use openai, vllm or transformers")
+        if self.backend == "openai" and not self.base_url:
+            raise ValueError("backend openai needs base_url (e.g. http://127.0.0.1:8000/v1)")
+        if self.max_concurrency < 1:
+            raise ValueError("max_concurrency must be >= 1")
+
+    def sampling(self) -> dict:
+        return {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens, "seed": self.seed}
+
+
+@dataclass
+class ChatRequest:
+    """A single-turn request: text plus 0..n local images, in that order in the user message."""
+
+    text: str
+    images: list[Path] = field(default_factory=list)
+    key: str = ""  # stable id of the request (used to seed local sampling)
+
+
+@dataclass
+class Completion:
+    text: str
+    reasoning: str | None
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    attempts: int
+    model: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class TeacherError(Exception):
+    """A request that failed for good; `reason` is safe to store (no secrets)."""
+
+    def __init__(self, reason: str, attempts: int = 1):
+        super().__init__(reason)
+        self.reason = reason
+        self.attempts = attempts
+
+
+class Teacher(Protocol):
+    model: str
+    max_concurrency: int
+
+    async def complete(self, request: ChatRequest) -> Completion: ...
+
+    async def aclose(self) -> None: ...
+
+
+def split_think(text: str, reasoning: str | None) -> tuple[str, str | None]:
+    """Servers without a reasoning parser return `<think>…</think>` inline: move it to the reasoning field."""
+    if reasoning is None:
+        m = THINK.match(text)
+        if m:
+            return text[m.end():], m.group(1).strip()
+    return text, reasoning
+
+
+def fit_pixels(im: Image.Image, max_pixels: int) -> Image.Image:
+    w, h = im.size
+    if w * h <= max_pixels:
+        return im
+    scale = math.sqrt(max_pixels / (w * h))
+    return im.resize((max(1, int(w * scale)), max(1, int(h * scale))), Image.BICUBIC)
+
+
+@lru_cache(maxsize=512)
+def image_data_url(path: str, max_pixels: int) -> str:
+    """The image as a base64 data URL, resized to at most `max_pixels` (JPEG sources stay JPEG, others PNG)."""
+    with Image.open(path) as im:
+        fmt = "JPEG" if im.format == "JPEG" else "PNG"
+        im = fit_pixels(im.convert("RGB"), max_pixels)
+        buf = io.BytesIO()
+        im.save(buf, format=fmt, quality=92) if fmt == "JPEG" else im.save(buf, format=fmt)
+    mime = "image/jpeg" if fmt == "JPEG" else "image/png"
+    return f"data:{mime};base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def request_seed(request: ChatRequest, seed: int | None) -> int:
+    blob = f"{seed}:{request.key}:{request.text}".encode()
+    return int.from_bytes(hashlib.sha256(blob).digest()[:4], "little")

@@ -1,0 +1,73 @@
+"""In-process transformers teacher for local checkpoints (CPU works; the demo runs both roles on tiny models).
+
+Generation runs in a worker thread, one request at a time (a model is not re-entrant), seeded per request so a
+rerun of the same request gives the same text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from PIL import Image
+
+from coldstart.teachers.base import (
+    ChatRequest,
+    Completion,
+    TeacherConfig,
+    TeacherError,
+    fit_pixels,
+    request_seed,
+    split_think,
+)
+
+
+class TransformersTeacher:
+    def __init__(self, cfg: TeacherConfig):
+        import torch
+
+        from pipeline.models import load_model_and_processor
+
+        self.cfg = cfg
+        self.model_name = cfg.model
+        self.model = cfg.model
+        self.max_concurrency = 1
+        dtype = getattr(torch, cfg.dtype)
+        self._model, self._processor = load_model_and_processor(cfg.model, dtype=dtype, device=cfg.device)
+        self._model.eval()
+        self._lock = threading.Lock()
+        self._torch = torch
+
+    def _generate(self, request: ChatRequest) -> Completion:
+        torch = self._torch
+        t0 = time.perf_counter()
+        images = [fit_pixels(Image.open(p).convert("RGB"), self.cfg.max_pixels) for p in request.images]
+        content = [{"type": "image"} for _ in images] + [{"type": "text", "text": request.text}]
+        prompt = self._processor.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
+                                                     add_generation_prompt=True)  # fmt: skip
+        inputs = self._processor(text=[prompt], images=[images] if images else None, return_tensors="pt")
+        inputs = inputs.to(self.cfg.device)
+        n_in = int(inputs["input_ids"].shape[1])
+        with self._lock, torch.no_grad():
+            torch.manual_seed(request_seed(request, self.cfg.seed))
+            out = self._model.generate(**inputs, max_new_tokens=self.cfg.max_tokens,
+                                       do_sample=self.cfg.temperature > 0, temperature=self.cfg.temperature or None,
+                                       top_p=self.cfg.top_p)  # fmt: skip
+        new = out[0, n_in:]
+        eos = set(self._model.generation_config.eos_token_id or [])
+        finished = bool(len(new)) and int(new[-1]) in eos
+        text = self._processor.tokenizer.decode(new, skip_special_tokens=True)
+        text, reasoning = split_think(text, None)
+        return Completion(text=text, reasoning=reasoning, finish_reason="stop" if finished else "length",
+                          prompt_tokens=n_in, completion_tokens=int(len(new)), latency_s=time.perf_counter() - t0,
+                          attempts=1, model=self.model_name)  # fmt: skip
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        try:
+            return await asyncio.to_thread(self._generate, request)
+        except (OSError, ValueError, RuntimeError) as e:
+            raise TeacherError(f"local generation failed: {type(e).__name__}: {str(e)[:200]}") from None
+
+    async def aclose(self) -> None:
+        return None

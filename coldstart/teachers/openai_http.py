@@ -1,0 +1,111 @@
+"""Any OpenAI-compatible chat-completions endpoint (vLLM, SGLang, llama.cpp, hosted APIs) via the async client.
+
+Retries are ours, not the client's: 429, 5xx, timeouts, dropped connections, malformed bodies and empty answers
+are retried with exponential backoff and full jitter, waiting at least what a Retry-After header asks. Other
+4xx fail at once. Failure reasons are scrubbed of every secret before anyone sees them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import os
+import random
+import time
+
+import openai
+
+from coldstart.teachers.base import ChatRequest, Completion, TeacherConfig, TeacherError, image_data_url, split_think
+from pipeline.progress import scrub, secret_values
+
+RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+def retry_after_s(headers) -> float | None:
+    """Seconds from `retry-after-ms` or `retry-after` (seconds or an HTTP date)."""
+    if not headers:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return float(ms) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+class OpenAITeacher:
+    def __init__(self, cfg: TeacherConfig):
+        self.cfg = cfg
+        self.model = cfg.model
+        self.max_concurrency = cfg.max_concurrency
+        key = os.environ.get(cfg.api_key_env, "") if cfg.api_key_env else ""
+        if cfg.api_key_env and not key:
+            raise TeacherError(f"environment variable {cfg.api_key_env} (api_key_env) is not set")
+        self._secrets = secret_values([cfg.api_key_env] if cfg.api_key_env else [])
+        self.client = openai.AsyncOpenAI(base_url=cfg.base_url, api_key=key or "EMPTY", max_retries=0,
+                                         timeout=cfg.timeout_s)  # fmt: skip
+        self._sem = asyncio.Semaphore(cfg.max_concurrency)
+
+    def _messages(self, request: ChatRequest) -> list[dict]:
+        if not request.images:
+            return [{"role": "user", "content": request.text}]
+        parts = [{"type": "image_url", "image_url": {"url": image_data_url(str(p), self.cfg.max_pixels)}}
+                 for p in request.images]  # fmt: skip
+        return [{"role": "user", "content": parts + [{"type": "text", "text": request.text}]}]
+
+    def _backoff(self, attempt: int, hint: float | None) -> float:
+        delay = min(self.cfg.backoff_max_s, self.cfg.backoff_base_s * 2**attempt) * random.uniform(0.5, 1.0)
+        return max(delay, hint) if hint is not None else delay
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        messages = self._messages(request)
+        sampling = {k: v for k, v in self.cfg.sampling().items() if v is not None}
+        last = "no attempt made"
+        for attempt in range(self.cfg.max_retries + 1):
+            hint = None
+            t0 = time.perf_counter()
+            try:
+                async with self._sem:
+                    resp = await self.client.chat.completions.create(
+                        model=self.model, messages=messages, extra_body=self.cfg.extra_body or None, **sampling)
+                choice = resp.choices[0] if resp.choices else None
+                msg = choice.message if choice else None
+                text = (msg.content or "") if msg else ""
+                extra = (msg.model_extra or {}) if msg else {}
+                reasoning = extra.get("reasoning_content") or extra.get("reasoning") or None
+                text, reasoning = split_think(text, reasoning)
+                if not text.strip() and not (reasoning or "").strip():
+                    last = "empty content in the response"
+                else:
+                    usage = resp.usage
+                    return Completion(text=text, reasoning=reasoning, finish_reason=choice.finish_reason or "stop",
+                                      prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+                                      completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+                                      latency_s=time.perf_counter() - t0, attempts=attempt + 1,
+                                      model=resp.model or self.model)  # fmt: skip
+            except openai.APIStatusError as e:
+                last = f"HTTP {e.status_code}: {str(e.message)[:200]}"
+                if e.status_code not in RETRYABLE_STATUS:
+                    raise TeacherError(scrub(last, self._secrets), attempt + 1) from None
+                hint = retry_after_s(e.response.headers)
+            except openai.APITimeoutError:
+                last = f"timed out after {self.cfg.timeout_s:g}s"
+            except openai.APIConnectionError as e:
+                last = f"connection error: {type(e.__cause__ or e).__name__}"
+            except (openai.APIResponseValidationError, ValueError, KeyError, AttributeError, TypeError) as e:
+                last = f"malformed response: {type(e).__name__}: {str(e)[:120]}"
+            if attempt < self.cfg.max_retries:
+                await asyncio.sleep(self._backoff(attempt, hint))
+        raise TeacherError(scrub(f"gave up after {self.cfg.max_retries + 1} attempts; last: {last}", self._secrets),
+                           self.cfg.max_retries + 1)  # fmt: skip
+
+    async def aclose(self) -> None:
+        await self.client.close()
