@@ -16,7 +16,8 @@ from pipeline.errors import Vr1Error
 
 # Stage name -> (one-line help, issue that delivers it, entry "module:function" once it exists).
 STAGES: dict[str, tuple[str, str, str | None]] = {
-    "coldstart": ("cold start by modality bridging: pseudo-CoT, description, reasoning, filter", "#3", None),
+    "coldstart": ("cold start by modality bridging: pseudo-CoT, description, reasoning, filter", "#3",
+                  "coldstart.main:run"),
     "sft": ("supervised fine-tuning of the base VLM on the cold-start set", "#5", None),
     "ptst": ("PTST: staged GRPO with the hard format-result reward (verl or TRL)", "#6", None),
     "eval": ("evaluate a checkpoint on benchmarks (accuracy, response lengths)", "later issues", None),

@@ -24,6 +24,17 @@ def assistant_text(sample: Sample, response_key: str | None = "response") -> str
     return text if isinstance(text, str) and text else f"<answer>{sample.answer}</answer>"
 
 
+ImageRoot = Path | str | Callable[[Sample, str], Path]
+
+
+def source_image(image_root: ImageRoot, sample: Sample, rel: str) -> Path:
+    """Where the image `rel` of `sample` lies: under one image root, or wherever a locator function says
+    (a set drawn from several manifests has several roots)."""
+    if callable(image_root):
+        return image_root(sample, rel)
+    return resolve_image(Path(image_root), rel, "images")
+
+
 def user_text(sample: Sample) -> str:
     return IMAGE_PLACEHOLDER * len(sample.images) + sample.question
 
@@ -43,17 +54,17 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 def write_sharegpt(
     samples: Iterable[Sample],
     out: str | Path,
-    image_root: str | Path,
+    image_root: ImageRoot,
     response_key: str | None = "response",
     dataset_name: str | None = None,
 ) -> Path:
     """LLaMA-Factory ShareGPT JSON (Vision-R1-cold layout: `conversations` human/gpt + `images`), plus a
     `dataset_info.json` entry beside it so `dataset_dir` can point at the folder directly."""
-    out, image_root = Path(out), Path(image_root)
+    out = Path(out)
     records = []
     for s in samples:
         for rel in s.images:
-            _link_or_copy(resolve_image(image_root, rel, "images"), out.parent / rel)
+            _link_or_copy(source_image(image_root, s, rel), out.parent / rel)
         exact = {k: v for k, v in s.to_dict().items() if k not in ("id", "images")}
         records.append({
             "id": s.id,
@@ -76,18 +87,17 @@ def write_sharegpt(
     return out
 
 
-def _image_cells(s: Sample, image_root: Path) -> list[dict]:
-    return [{"bytes": resolve_image(image_root, rel, "images").read_bytes(), "path": rel} for rel in s.images]
+def _image_cells(s: Sample, image_root: ImageRoot) -> list[dict]:
+    return [{"bytes": source_image(image_root, s, rel).read_bytes(), "path": rel} for rel in s.images]
 
 
 def write_hf_dataset(
-    samples: Iterable[Sample], out: str | Path, image_root: str | Path, response_key: str | None = "response"
+    samples: Iterable[Sample], out: str | Path, image_root: ImageRoot, response_key: str | None = "response"
 ) -> Path:
     """HF `datasets` folder (save_to_disk): `messages` + `images` as TRL's VLM trainers read them, and every
     Sample field as its own column."""
     import datasets
 
-    image_root = Path(image_root)
     rows = []
     for s in samples:
         user = [{"type": "image", "text": None} for _ in s.images] + [{"type": "text", "text": s.question}]
@@ -109,7 +119,8 @@ def write_hf_dataset(
         "images": datasets.List(datasets.Image()),
         "image_paths": datasets.List(datasets.Value("string")),
     })  # fmt: skip
-    ds = datasets.Dataset.from_list(rows, features=features)
+    # from_dict with empty columns still writes a valid (empty) dataset; from_list([]) cannot infer the schema
+    ds = datasets.Dataset.from_dict({k: [r[k] for r in rows] for k in features}, features=features)
     out = Path(out)
     with atomic_path(out) as tmp:
         ds.save_to_disk(str(tmp))
@@ -123,7 +134,7 @@ def default_verl_prompt(s: Sample) -> str:
 def write_verl_parquet(
     samples: Iterable[Sample],
     out: str | Path,
-    image_root: str | Path,
+    image_root: ImageRoot,
     split: str = "train",
     prompt_fn: Callable[[Sample], str] = default_verl_prompt,
     ability: str = "math",
@@ -133,10 +144,9 @@ def write_verl_parquet(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    image_root = Path(image_root)
     rows = []
     for i, s in enumerate(samples):
-        sizes = [list(image_size(resolve_image(image_root, rel, "images"))) for rel in s.images]
+        sizes = [list(image_size(source_image(image_root, s, rel))) for rel in s.images]
         rows.append({
             "data_source": s.source,
             "prompt": [{"role": "user", "content": prompt_fn(s)}],

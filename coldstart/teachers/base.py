@@ -91,6 +91,7 @@ class TeacherError(Exception):
 
 
 class Teacher(Protocol):
+    cfg: TeacherConfig
     model: str
     max_concurrency: int
 

@@ -1,0 +1,117 @@
+"""`vr1 coldstart`: modality bridging end to end, resumable by rerunning the same command (same `--name`)."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import time
+from pathlib import Path
+
+from coldstart.config import ColdStartConfig
+from coldstart.output import build_records, filter_report, write_outputs
+from coldstart.runner import Generation, uid
+from coldstart.steps import load_steps
+from coldstart.store import StepStore
+from coldstart.teachers import make_teacher
+from pipeline.config import CONFIG_DIR, load_config, to_dict
+from pipeline.errors import ConfigError, Vr1Error
+from pipeline.io import write_json, write_jsonl
+from pipeline.manifest import Manifest, read_manifest
+from pipeline.progress import LOG
+from pipeline.rundir import create_run_dir
+
+PROJECT_ROOT = CONFIG_DIR.parent
+
+
+def project_path(ref: str) -> Path:
+    """A path as given if it exists from here, else relative to the project root (configs name repo files)."""
+    p = Path(ref)
+    return p if p.exists() or p.is_absolute() else PROJECT_ROOT / p
+
+
+def load_samples(cfg: ColdStartConfig, run_path: Path):
+    samples, roots, rejects, seen = [], {}, [], set()
+    for ref in cfg.data.manifests:
+        manifest = Manifest.load(project_path(ref))
+        result = read_manifest(manifest, strict=cfg.data.strict)
+        rejects += [e.as_record() for e in result.rejects + result.skipped]
+        LOG.info("%s", result.summary())
+        for s in result.samples[: cfg.data.limit] if cfg.data.limit else result.samples:
+            if roots.setdefault(s.source, manifest.image_root) != manifest.image_root:
+                raise ConfigError(f"two manifests give source '{s.source}' different image roots")
+            if uid(s) in seen:
+                raise ConfigError(f"sample {uid(s)} appears in two manifests")
+            seen.add(uid(s))
+            samples.append(s)
+    write_jsonl(run_path / "rejects.jsonl", rejects)
+    return samples, roots, len(rejects)
+
+
+def _teachers(cfg: ColdStartConfig) -> dict:
+    vlm = make_teacher(cfg.vlm)
+    # One in-process model serves both roles when they name the same checkpoint (the demo).
+    same = cfg.vlm.backend == cfg.reasoner.backend == "transformers" and cfg.vlm == cfg.reasoner
+    return {"vlm": vlm, "reasoner": vlm if same else make_teacher(cfg.reasoner)}
+
+
+async def _generate(gen_args, samples, cfg: ColdStartConfig):
+    teachers = _teachers(cfg)
+    gen = Generation(teachers=teachers, **gen_args)
+    try:
+        await gen.run(samples, cfg.run.mode, cfg.run.max_in_flight)
+    finally:
+        for t in {id(t): t for t in teachers.values()}.values():
+            await t.aclose()
+    return gen
+
+
+def run(args) -> int:
+    cfg = load_config(ColdStartConfig, args.config, args.overrides)
+    secret_envs = [n for n in (cfg.vlm.api_key_env, cfg.reasoner.api_key_env) if n]
+    run_dir = create_run_dir("coldstart", to_dict(cfg), name=args.name, root=args.runs_root,
+                             secret_env_names=secret_envs)  # fmt: skip
+    lock = open(run_dir.path / ".lock", "w")  # noqa: SIM115 - held for the whole run, released on exit or kill
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise Vr1Error(f"another vr1 coldstart is running in {run_dir.path}") from None
+    t0 = time.perf_counter()
+    steps = load_steps({name: str(project_path(p)) for name, p in vars(cfg.prompts).items()})
+    samples, roots, n_rejects = load_samples(cfg, run_dir.path)
+    if not samples:
+        raise Vr1Error("no samples to process (check data.manifests and rejects.jsonl)")
+    LOG.info("cold start on %d samples; run directory %s", len(samples), run_dir.path)
+    stores = {st.name: StepStore(run_dir.path / "steps" / f"{st.name}.jsonl", fsync=cfg.run.fsync) for st in steps}
+    try:
+        gen = asyncio.run(_generate({"steps": steps, "stores": stores, "image_roots": roots,
+                                     "retry_failed": cfg.run.retry_failed}, samples, cfg))  # fmt: skip
+    finally:
+        for store in stores.values():
+            store.close()
+    records = build_records(samples, gen.results, cfg.filter)
+    written = write_outputs(run_dir.path, samples, records, roots, cfg.output.sharegpt, cfg.output.hf)
+    wall = time.perf_counter() - t0
+    report = filter_report(records)
+    summary = {"samples": len(samples), "kept": report["kept"], "dropped": report["dropped"],
+               "failed": report["failed"], "rejected_records": n_rejects, "wall_s": round(wall, 2),
+               "samples_per_s": round(len(samples) / wall, 3),
+               "roles": {role: vars(s) for role, s in gen.stats.items()},
+               "outputs": {k: str(v) for k, v in written.items()}}  # fmt: skip
+    write_json(run_dir.file("summary.json"), summary)
+    _print_summary(summary, report, run_dir.path)
+    return 0
+
+
+def _print_summary(summary: dict, report: dict, path: Path) -> None:
+    lines = [f"cold start: {summary['samples']} samples -> kept {summary['kept']}, dropped {summary['dropped']}, "
+             f"failed {summary['failed']} in {summary['wall_s']:.1f}s ({summary['samples_per_s']:.2f} samples/s)"]
+    for role, s in summary["roles"].items():
+        lines.append(f"  {role:<8} requests {s['requests']} (reused {s['reused']}, failed {s['failed']}, retries "
+                     f"{s['retries']}), tokens in {s['prompt_tokens']} / out {s['completion_tokens']}")
+    if report["by_rule"]:
+        lines.append("  drops by rule: " + json.dumps(report["by_rule"]))
+    lines.append(f"  wrote {path}/: coldstart.jsonl, dropped.jsonl, filter_report.json, summary.json, steps/"
+                 + (", cold_start.json" if "sharegpt" in summary["outputs"] else "")
+                 + (", cold_start_hf/" if "hf" in summary["outputs"] else ""))
+    print("\n".join(lines), flush=True)  # noqa: T201 - the command's closing summary
