@@ -113,7 +113,7 @@ class Generation:
             if mode == "stream":
                 await self._pool(samples, self._chain, width)
             else:  # staged: every sample finishes a step before any starts the next
-                for i, step in enumerate(self.steps):
+                for step in self.steps:
                     live = [s for s in samples if self.results[uid(s)].failed is None]
                     for _ in range(len(samples) - len(live)):
                         self.bars[step.name].update(1)
