@@ -16,6 +16,7 @@ import time
 import openai
 
 from coldstart.teachers.base import ChatRequest, Completion, TeacherConfig, TeacherError, image_data_url, split_think
+from pipeline.errors import ConfigError
 from pipeline.progress import scrub, secret_values
 
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -48,7 +49,7 @@ class OpenAITeacher:
         self.max_concurrency = cfg.max_concurrency
         key = os.environ.get(cfg.api_key_env, "") if cfg.api_key_env else ""
         if cfg.api_key_env and not key:
-            raise TeacherError(f"environment variable {cfg.api_key_env} (api_key_env) is not set")
+            raise ConfigError(f"environment variable {cfg.api_key_env} (named by api_key_env) is not set")
         self._secrets = secret_values([cfg.api_key_env] if cfg.api_key_env else [])
         self.client = openai.AsyncOpenAI(base_url=cfg.base_url, api_key=key or "EMPTY", max_retries=0,
                                          timeout=cfg.timeout_s)  # fmt: skip

@@ -19,6 +19,7 @@ from coldstart.teachers.base import (
     request_seed,
     split_think,
 )
+from pipeline.errors import Vr1Error
 
 BATCH_WAIT_S = 0.05
 
@@ -28,7 +29,7 @@ class VLLMTeacher:
         try:
             from vllm import LLM, SamplingParams
         except ImportError as e:
-            raise TeacherError(f"backend vllm needs the vllm package on this machine ({e})") from None
+            raise Vr1Error(f"backend vllm needs the vllm package on this machine ({e})") from None
         self.cfg = cfg
         self.model = cfg.model
         self.max_concurrency = cfg.batch_size

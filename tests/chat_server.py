@@ -1,0 +1,170 @@
+"""A chat-completions server on loopback for tests and benchmarks: real HTTP (aiohttp), the OpenAI response
+shape, deterministic answers, a latency, a concurrency cap it measures, and injectable faults.
+
+The answers carry the ground truth through the modality-bridging chain the way a good teacher would: the
+pseudo-CoT states the answer given in its prompt, the description repeats a hint of it, and the reasoner (which
+sees only the description) finds it there and answers `<answer>X</answer>`, its thinking in `reasoning_content`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+FAULTS = ("429", "500", "hang", "malformed", "empty", "drop")
+WORDS = ("circle", "square", "count", "left", "right", "top", "bottom", "bar", "angle", "edge", "red", "blue",
+         "green", "label", "axis", "value", "line", "shape", "corner", "middle", "row", "column", "pair", "total")
+
+
+@dataclass
+class ServerState:
+    latency_s: float = 0.0
+    fault_rate: float = 0.0  # share of first attempts that fail (second attempts at half the rate, then none)
+    faults: tuple[str, ...] = FAULTS
+    hang_s: float = 5.0
+    always_fail_marker: str = "ALWAYS_FAIL"
+    cap: int | None = None  # max requests served at once (more wait: a server's batch limit)
+    attempts: Counter = field(default_factory=Counter)
+    served: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    auth_headers: set = field(default_factory=set)
+    fault_log: Counter = field(default_factory=Counter)
+
+
+def _text_of(messages: list[dict]) -> str:
+    content = messages[-1]["content"]
+    if isinstance(content, str):
+        return content
+    return "".join(p.get("text", "") for p in content if p.get("type") == "text")
+
+
+def answer_for(prompt: str) -> tuple[str, str | None]:
+    """(content, reasoning) of the deterministic teacher for one prompt."""
+    m = re.search(r"The correct answer is: (.+)", prompt)
+    if m:  # step 1: pseudo-CoT
+        ans = m.group(1).strip()
+        return f"Caption: a drawing relevant to the question.\nReasoning: looking closely, the answer is {ans}.", None
+    m = re.search(r"the answer is (.+?)\.\n", prompt)
+    if "thought about this question" in prompt and m:  # step 2: description
+        return (f"The picture shows the objects the question asks about. A note in the corner reads: "
+                f"RESULT={m.group(1)}."), None
+    m = re.search(r"RESULT=(.+?)\.\n", prompt + "\n")
+    if m:  # step 3: the reasoner
+        ans = m.group(1)
+        seed = hashlib.sha256(prompt.encode()).digest()
+        notes = " ".join(WORDS[b % len(WORDS)] for b in seed)  # makes each thinking text distinct
+        thinking = (f"The question asks about the picture. The description says the note reads {ans}. "
+                    f"My notes: {notes}. Wait, let me double-check that against the question. "
+                    f"Yes, so the answer is {ans}.")
+        return f"The answer is shown above.\n<answer>{ans}</answer>", thinking
+    return "I cannot tell.", None
+
+
+def _fault(state: ServerState, key: str) -> str | None:
+    n = state.attempts[key]
+    rate = state.fault_rate if n == 1 else state.fault_rate / 2 if n == 2 else 0.0
+    h = int(hashlib.sha256(f"{key}:{n}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    if h < rate:
+        return state.faults[int(h * 1e6) % len(state.faults)]
+    return None
+
+
+def make_app(state: ServerState) -> web.Application:
+    sem = asyncio.Semaphore(state.cap) if state.cap else None
+
+    async def completions(request: web.Request) -> web.StreamResponse:
+        state.auth_headers.add(request.headers.get("Authorization", ""))
+        body = await request.json()
+        prompt = _text_of(body["messages"])
+        key = hashlib.sha256(json.dumps(body["messages"], sort_keys=True).encode()).hexdigest()
+        state.attempts[key] += 1
+        fault = "500" if state.always_fail_marker in prompt else _fault(state, key)
+        if sem:
+            await sem.acquire()
+        counted = fault != "hang"  # a hung request is abandoned by the client at its timeout: not in flight
+        state.in_flight += counted
+        state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        try:
+            if state.latency_s:
+                await asyncio.sleep(state.latency_s)
+            if fault:
+                state.fault_log[fault] += 1
+            if fault == "429":
+                return web.json_response({"error": {"message": "rate limited"}}, status=429,
+                                         headers={"Retry-After": "0.05"})
+            if fault == "500":
+                return web.json_response({"error": {"message": "internal error"}}, status=500)
+            if fault == "hang":
+                await asyncio.sleep(state.hang_s)
+            if fault == "malformed":
+                return web.Response(text='{"id": "x", "choices": [', content_type="application/json")
+            if fault == "drop":
+                request.transport.close()
+                return web.Response(status=500)
+            content, reasoning = answer_for(prompt)
+            if fault == "empty":
+                content, reasoning = "", None
+            state.served += 1
+            message = {"role": "assistant", "content": content}
+            if reasoning is not None:
+                message["reasoning_content"] = reasoning
+            return web.json_response({
+                "id": f"chatcmpl-{state.served}", "object": "chat.completion", "created": int(time.time()),
+                "model": body["model"],
+                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": len(content.split()),
+                          "total_tokens": len(prompt.split()) + len(content.split())},
+            })
+        finally:
+            state.in_flight -= counted
+            if sem:
+                sem.release()
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/v1/chat/completions", completions)
+    return app
+
+
+class ChatServer:
+    """Runs the app in a thread with its own event loop; `base_url` is http://127.0.0.1:PORT/v1."""
+
+    def __init__(self, state: ServerState | None = None):
+        self.state = state or ServerState()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self.port = None
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        runner = web.AppRunner(make_app(self.state), access_log=None)
+        self._loop.run_until_complete(runner.setup())
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        self._loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]
+        self._runner = runner
+        self._ready.set()
+        self._loop.run_forever()
+        self._loop.run_until_complete(runner.cleanup())
+
+    def __enter__(self) -> ChatServer:
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"

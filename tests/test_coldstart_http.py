@@ -1,0 +1,106 @@
+"""Cold start against a real HTTP chat-completions server on loopback that injects faults: every sample ends
+completed or failed-with-reason, none lost, none duplicated, concurrency limits hold, the API key never leaks."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from chat_server import FAULTS, ChatServer, ServerState
+
+from pipeline.cli import main
+
+SECRET = "sk-vr1-test-0123456789-SECRET"
+
+
+def make_manifest(demo_dir: Path, tmp: Path, n: int, always_fail: int | None = None) -> Path:
+    rows = [json.loads(x) for x in (demo_dir / "train.jsonl").read_text().splitlines()[:n]]
+    if always_fail is not None:
+        rows[always_fail]["question"] += " ALWAYS_FAIL"
+    (tmp / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    manifest = {"name": "demo_http", "format": "vr1", "path": "data.jsonl", "image_root": str(demo_dir)}
+    (tmp / "manifest.yaml").write_text(yaml.safe_dump(manifest))
+    return tmp / "manifest.yaml"
+
+
+def make_config(tmp: Path, manifest: Path, base_url: str, **run) -> Path:
+    teacher = {"backend": "openai", "base_url": base_url, "timeout_s": 1.0, "max_retries": 5,
+               "backoff_base_s": 0.01, "backoff_max_s": 0.2, "max_pixels": 128 * 128}
+    cfg = {"data": {"manifests": [str(manifest)]},
+           "vlm": {**teacher, "model": "test-vlm", "max_concurrency": 3},
+           "reasoner": {**teacher, "model": "test-reasoner", "max_concurrency": 2, "api_key_env": "VR1_TEST_KEY"},
+           "filter": {"min_thinking_chars": 40}, "run": run}
+    (tmp / "cold.yaml").write_text(yaml.safe_dump(cfg))
+    return tmp / "cold.yaml"
+
+
+def read_jsonl(p: Path) -> list[dict]:
+    return [json.loads(x) for x in p.read_text().splitlines()]
+
+
+@pytest.mark.timeout(300)
+def test_faults_every_sample_accounted_for_and_no_secret_leaks(demo_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("VR1_TEST_KEY", SECRET)
+    manifest = make_manifest(demo_dir, tmp_path, n=30, always_fail=7)
+    state = ServerState(latency_s=0.01, fault_rate=0.5, hang_s=3.0)
+    with ChatServer(state) as server:
+        cfg = make_config(tmp_path, manifest, server.base_url)
+        assert main(["coldstart", "--config", str(cfg), "--name", "faults", "--runs-root", str(tmp_path / "runs")]) == 0
+    run = tmp_path / "runs" / "coldstart" / "faults"
+
+    assert set(state.fault_log) == set(FAULTS), state.fault_log  # every kind of fault really happened
+    records = read_jsonl(run / "coldstart.jsonl")
+    assert len(records) == 30 and len({r["uid"] for r in records}) == 30  # none lost, none duplicated
+    failed = [r for r in records if r["verdict"] == "failed"]
+    assert [r["id"] for r in failed] == ["demo-train-000007"]
+    assert "HTTP 500" in failed[0]["reasons"][0]["reason"] and "pseudo_cot" in failed[0]["reasons"][0]["reason"]
+    kept = [r for r in records if r["verdict"] == "kept"]
+    by_uid = {r["uid"]: r for r in records}
+    for r in records:  # the teacher is always right: the only drops allowed are true duplicates
+        if r["verdict"] == "dropped":
+            (reason,) = r["reasons"]
+            twin = by_uid[reason["reason"].split("near-duplicate of ")[1].split(" ")[0]]
+            assert reason["rule"] == "near_duplicate" and (twin["question"], twin["answer"]) == (
+                r["question"], r["answer"])
+    assert len(kept) >= 25
+    for step in ("pseudo_cot", "description", "reasoning"):
+        ok = [r["key"] for r in read_jsonl(run / "steps" / f"{step}.jsonl") if r["status"] == "ok"]
+        assert len(ok) == len(set(ok)) == 29  # every completed request recorded exactly once
+
+    # the reasoner's separate reasoning field became the thinking; coherence rewrote "the description says"
+    k = kept[0]
+    assert k["response"].startswith("<think>\n") and "</think>\n<answer>" in k["response"]
+    assert "description says" not in k["response"] and "the image shows" in k["response"]
+    assert k["edits"] and k["provenance"]["reasoning"]["model"] == "test-reasoner"
+    cold = json.loads((run / "cold_start.json").read_text())
+    assert len(cold) == len(kept) and all((run / p).is_file() for row in cold for p in row["images"])
+
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["roles"]["vlm"]["retries"] > 0 and summary["roles"]["reasoner"]["prompt_tokens"] > 0
+    assert state.max_in_flight <= 3 + 2  # each role under its own cap
+    assert f"Bearer {SECRET}" in state.auth_headers  # the key was used ...
+    for p in run.rglob("*"):  # ... and appears nowhere in the run directory or logs
+        if p.is_file():
+            assert SECRET.encode() not in p.read_bytes(), p
+
+
+def test_missing_key_variable_is_a_clean_error(demo_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("VR1_TEST_KEY", raising=False)
+    cfg = make_config(tmp_path, make_manifest(demo_dir, tmp_path, n=2), "http://127.0.0.1:9/v1")
+    assert main(["coldstart", "--config", str(cfg), "--runs-root", str(tmp_path / "runs")]) == 2
+    assert "VR1_TEST_KEY (named by api_key_env) is not set" in capsys.readouterr().err
+
+
+def test_filter_report_counts_per_rule_and_source(demo_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("VR1_TEST_KEY", SECRET)
+    manifest = make_manifest(demo_dir, tmp_path, n=6)
+    with ChatServer(ServerState()) as server:
+        cfg = make_config(tmp_path, manifest, server.base_url)
+        args = ["coldstart", "--config", str(cfg), "--name", "r", "--runs-root", str(tmp_path / "runs"),
+                "filter.min_thinking_chars=100000"]  # every thinking is now too short
+        assert main(args) == 0
+    report = json.loads((tmp_path / "runs" / "coldstart" / "r" / "filter_report.json").read_text())
+    assert report["dropped"] == 6 and report["by_rule"] == {"length": 6}
+    assert report["by_source"]["demo"]["keep_rate"] == 0.0
+    dropped = read_jsonl(tmp_path / "runs" / "coldstart" / "r" / "dropped.jsonl")
+    assert all(r["reasons"][0]["rule"] == "length" and "too short" in r["reasons"][0]["reason"] for r in dropped)
