@@ -6,6 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum 
 DEMO   := data/demo
 TINY   := models/tiny
 NAME   ?=
+CONFIG ?=
 STAGE  ?=
 ARGS   ?=
 
@@ -28,8 +29,9 @@ test: lint
 
 bench: $(STAMP)
 	VR1_NO_PROGRESS=1 $(BIN)/python -m benchmarks.bench_rewards --n 10000 --workers 2
+	VR1_NO_PROGRESS=1 $(BIN)/python -m benchmarks.bench_coldstart --n 800 --latency 0.05 --cap 8 --samples 120
 
-demo: $(STAMP) demo-data tiny-models check-data
+demo: $(STAMP) demo-data tiny-models check-data coldstart
 
 demo-data: $(STAMP)
 	$(BIN)/vr1 demo-data --out $(DEMO) --n 2000 --n-test 200 --seed 0
@@ -40,7 +42,16 @@ tiny-models: $(STAMP)
 check-data: $(STAMP)
 	$(BIN)/vr1 check-data $(DEMO)/manifest_train.yaml $(DEMO)/manifest_test.yaml
 
-coldstart sft eval inspect: $(STAMP)
+$(DEMO)/manifest_train.yaml: | $(STAMP)
+	$(BIN)/vr1 demo-data --out $(DEMO) --n 2000 --n-test 200 --seed 0
+
+$(TINY)/qwen2_5_vl/config.json: | $(STAMP)
+	$(BIN)/vr1 tiny-model --family all --out $(TINY) --overwrite
+
+coldstart: $(STAMP) $(DEMO)/manifest_train.yaml $(TINY)/qwen2_5_vl/config.json
+	$(BIN)/vr1 coldstart $(if $(CONFIG),--config $(CONFIG)) $(if $(NAME),--name $(NAME)) $(ARGS)
+
+sft eval inspect: $(STAMP)
 	$(BIN)/vr1 $@ $(if $(NAME),--name $(NAME)) $(ARGS)
 
 ptst: $(STAMP)

@@ -168,3 +168,21 @@ class ChatServer:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
+
+
+def main() -> None:
+    """Serve standalone (benchmarks run it in its own process): prints the port, serves until killed."""
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--latency", type=float, default=0.05)
+    ap.add_argument("--cap", type=int, default=None)
+    args = ap.parse_args()
+    server = ChatServer(ServerState(latency_s=args.latency, cap=args.cap))
+    server.__enter__()
+    print(server.port, flush=True)  # noqa: T201 - the parent reads the port from here
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -72,9 +72,9 @@ class OpenAITeacher:
         last = "no attempt made"
         for attempt in range(self.cfg.max_retries + 1):
             hint = None
-            t0 = time.perf_counter()
             try:
                 async with self._sem:
+                    t0 = time.perf_counter()  # the request's own latency, not the wait for a slot
                     resp = await self.client.chat.completions.create(
                         model=self.model, messages=messages, extra_body=self.cfg.extra_body or None, **sampling)
                 choice = resp.choices[0] if resp.choices else None
