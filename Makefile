@@ -30,8 +30,9 @@ test: lint
 bench: $(STAMP)
 	VR1_NO_PROGRESS=1 $(BIN)/python -m benchmarks.bench_rewards --n 10000 --workers 2
 	VR1_NO_PROGRESS=1 $(BIN)/python -m benchmarks.bench_coldstart --n 800 --latency 0.05 --cap 8 --samples 120
+	VR1_NO_PROGRESS=1 $(BIN)/python -m benchmarks.bench_sft --batches 6 --batch-size 8
 
-demo: $(STAMP) demo-data tiny-models check-data coldstart
+demo: $(STAMP) demo-data tiny-models check-data coldstart sft
 
 demo-data: $(STAMP)
 	$(BIN)/vr1 demo-data --out $(DEMO) --n 2000 --n-test 200 --seed 0
@@ -51,7 +52,13 @@ $(TINY)/qwen2_5_vl/config.json: | $(STAMP)
 coldstart: $(STAMP) $(DEMO)/manifest_train.yaml $(TINY)/qwen2_5_vl/config.json
 	$(BIN)/vr1 coldstart $(if $(CONFIG),--config $(CONFIG)) $(if $(NAME),--name $(NAME)) $(ARGS)
 
-sft eval inspect: $(STAMP)
+runs/coldstart/latest:
+	$(MAKE) coldstart
+
+sft: $(STAMP) runs/coldstart/latest
+	$(BIN)/vr1 sft $(if $(CONFIG),--config $(CONFIG)) $(if $(NAME),--name $(NAME)) $(ARGS)
+
+eval inspect: $(STAMP)
 	$(BIN)/vr1 $@ $(if $(NAME),--name $(NAME)) $(ARGS)
 
 ptst: $(STAMP)

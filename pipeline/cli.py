@@ -18,7 +18,7 @@ from pipeline.errors import Vr1Error
 STAGES: dict[str, tuple[str, str, str | None]] = {
     "coldstart": ("cold start by modality bridging: pseudo-CoT, description, reasoning, filter", "#3",
                   "coldstart.main:run"),
-    "sft": ("supervised fine-tuning of the base VLM on the cold-start set", "#5", None),
+    "sft": ("supervised fine-tuning of the base VLM on the cold-start set", "#5", "rl.sft.main:run"),
     "ptst": ("PTST: staged GRPO with the hard format-result reward (verl or TRL)", "#6", None),
     "eval": ("evaluate a checkpoint on benchmarks (accuracy, response lengths)", "later issues", None),
     "inspect": ("HTML report and terminal views of a cold-start run", "#7", None),

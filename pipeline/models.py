@@ -135,6 +135,46 @@ def load_image_processor(path: str | Path):
     return cls.from_pretrained(path)
 
 
+def save_model_folder(model, processor, out: str | Path) -> Path:
+    """Write model + processor in the hub layout that vLLM, verl, TRL and this loader all read: safetensors,
+    tokenizer files, preprocessor/processor configs naming the family's upstream classes, chat_template.jinja."""
+    out = Path(out)
+    model.save_pretrained(out, safe_serialization=True)
+    return save_processor_files(processor, out, family_of_model(model))
+
+
+def save_processor_files(processor, out: str | Path, fam: Family) -> Path:
+    """The processor half of a model folder (for trainers that save the weights themselves, e.g. ZeRO-3)."""
+    out = Path(out)
+    processor.tokenizer.save_pretrained(out)
+    processor.image_processor.save_pretrained(out)
+    template = processor.chat_template or processor.tokenizer.chat_template
+    if template:
+        (out / "chat_template.jinja").write_text(template)
+    proc_cfg = {"processor_class": fam.upstream_processor}
+    if fam.name == "internvl":
+        proc_cfg["image_seq_length"] = processor.image_seq_length
+    (out / "processor_config.json").write_text(json.dumps(proc_cfg, indent=2) + "\n")
+    for name in ("preprocessor_config.json", "tokenizer_config.json"):
+        p = out / name
+        cfg = json.loads(p.read_text())
+        cfg["processor_class"] = fam.upstream_processor
+        if "image_processor_type" in cfg:  # hub folders name the base class; each consumer picks its backend
+            cfg["image_processor_type"] = cfg["image_processor_type"].removesuffix("Pil")
+        cfg.pop("chat_template", None)  # chat_template.jinja is the single source
+        p.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+    (out / "chat_template.json").unlink(missing_ok=True)
+    return out
+
+
+def family_of_model(model) -> Family:
+    model_type = getattr(model.config, "model_type", None)
+    for fam in FAMILIES.values():
+        if fam.model_type == model_type:
+            return fam
+    raise Vr1Error(f"model_type '{model_type}' is not supported; supported: {sorted(FAMILIES)}")
+
+
 def _read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 

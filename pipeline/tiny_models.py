@@ -17,7 +17,7 @@ from pathlib import Path
 from pipeline.chat_templates import INTERNVL_TEMPLATE, QWEN_VL_TEMPLATE
 from pipeline.errors import Vr1Error
 from pipeline.io import atomic_path
-from pipeline.models import FAMILIES
+from pipeline.models import FAMILIES, save_model_folder
 
 REASONING_TOKENS = ["<think>", "</think>", "<answer>", "</answer>"]
 QWEN_SPECIAL = [
@@ -172,33 +172,12 @@ def build_tiny_model(family: str, out: str | Path, seed: int = 0, overwrite: boo
         eos_token_id=[tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")],
         pad_token_id=tokenizer.pad_token_id, do_sample=False,
     )  # fmt: skip
+    model.generation_config = gen
+    processor = fam.processor_class(_image_processor(family), tokenizer, chat_template=tokenizer.chat_template,
+                                    **({"image_seq_length": config.image_seq_length} if family == "internvl" else {}))
     with atomic_path(out) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        gen.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        _image_processor(family).save_pretrained(tmp)
-        (tmp / "chat_template.jinja").write_text(tokenizer.chat_template)
-        proc_cfg = {"processor_class": fam.upstream_processor}
-        if family == "internvl":
-            proc_cfg["image_seq_length"] = config.image_seq_length
-        (tmp / "processor_config.json").write_text(json.dumps(proc_cfg, indent=2) + "\n")
-        _normalise_folder(tmp, fam.upstream_processor)
+        save_model_folder(model, processor, tmp)
     return out
-
-
-def _normalise_folder(folder: Path, processor_class: str) -> None:
-    """Name the upstream processor class in every config, and drop fields that vary between runs."""
-    for name in ("preprocessor_config.json", "tokenizer_config.json"):
-        p = folder / name
-        cfg = json.loads(p.read_text())
-        cfg["processor_class"] = processor_class
-        if "image_processor_type" in cfg:  # hub folders name the base class; each consumer picks its backend
-            cfg["image_processor_type"] = cfg["image_processor_type"].removesuffix("Pil")
-        cfg.pop("chat_template", None)  # chat_template.jinja is the single source
-        p.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
-    for stray in ("chat_template.json",):
-        if (folder / stray).exists():
-            (folder / stray).unlink()
 
 
 def folder_digest(folder: str | Path) -> str:

@@ -1,0 +1,91 @@
+"""The SFT config: what to train, on what, how (mode), with which schedule, launched how."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class SFTData:
+    """Training data: cold-start runs and/or manifests. Each sample's target is its `response` (a cold-start
+    set), else its `reference_response` (a published SFT set), else, when `include_reference_solutions`, its
+    programmatic `reference_solution` (the demo set)."""
+
+    coldstart_runs: list[str] = field(default_factory=list)  # run dirs, or "latest" for runs/coldstart/latest
+    manifests: list[str] = field(default_factory=list)
+    include_reference_solutions: bool = False
+    limit: int | None = None
+    max_pixels: int = 1280 * 28 * 28
+    min_pixels: int = 4 * 28 * 28
+    cutoff_len: int = 4096  # tokens per sample, prompt + response
+    on_overflow: str = "skip"  # skip | refuse: samples longer than cutoff_len
+    on_mismatch: str = "skip"  # skip | refuse: samples whose image tokens do not match their image features
+
+    def __post_init__(self):
+        for key in ("on_overflow", "on_mismatch"):
+            if getattr(self, key) not in ("skip", "refuse"):
+                raise ValueError(f"data.{key} must be skip or refuse")
+
+
+@dataclass
+class LoRA:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    merge: bool = True  # write a merged full checkpoint at the end (adapter kept beside it)
+
+
+@dataclass
+class Schedule:
+    learning_rate: float = 1e-5
+    num_train_epochs: float = 1.0
+    max_steps: int = -1
+    per_device_batch_size: int = 1
+    gradient_accumulation_steps: int = 1
+    warmup_ratio: float = 0.05
+    lr_scheduler_type: str = "cosine"
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    bf16: bool = False
+    gradient_checkpointing: bool = False
+    logging_steps: int = 1
+    save_steps: int = 500
+    save_total_limit: int = 2
+    seed: int = 42
+
+
+@dataclass
+class Launcher:
+    """How `vr1 sft` starts training: in this process, or through `accelerate launch` (GPUs, nodes)."""
+
+    kind: str = "inprocess"  # inprocess | accelerate
+    accelerate_config: str | None = None  # e.g. configs/accelerate/zero3_8gpu.yaml
+    num_processes: int | None = None
+    num_machines: int | None = None
+    machine_rank: int | None = None
+    main_process_ip: str | None = None
+    main_process_port: int | None = None
+
+    def __post_init__(self):
+        if self.kind not in ("inprocess", "accelerate"):
+            raise ValueError("launcher.kind must be inprocess or accelerate")
+
+
+@dataclass
+class SFTConfig:
+    model: str = "models/tiny/qwen2_5_vl"
+    mode: str = "full"  # full | lora | freeze_vision | freeze_projector | freeze_vision_projector
+    data: SFTData = field(default_factory=SFTData)
+    lora: LoRA = field(default_factory=LoRA)
+    schedule: Schedule = field(default_factory=Schedule)
+    launcher: Launcher = field(default_factory=Launcher)
+    packing: bool = False  # several whole samples per row (first-fit decreasing); attention stays per sample
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])  # add "wandb" when configured
+    device: str = "auto"  # auto | cpu | cuda
+
+    def __post_init__(self):
+        modes = ("full", "lora", "freeze_vision", "freeze_projector", "freeze_vision_projector")
+        if self.mode not in modes:
+            raise ValueError(f"mode '{self.mode}' unknown; use one of {modes}")

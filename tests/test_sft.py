@@ -1,0 +1,234 @@
+"""SFT on CPU with tiny models: a step per family, loss on assistant tokens only, padding-free equals padded,
+modes freeze what they say, LoRA merge keeps the logits, preflight catches bad samples, outputs load back."""
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from pipeline.cli import main
+from pipeline.config import build
+from pipeline.errors import Vr1Error
+from pipeline.models import load_model_and_processor
+from rl.sft.collator import VLMCollator
+from rl.sft.config import SFTConfig, SFTData
+from rl.sft.data import preflight
+
+FAMILIES = ["qwen2_vl", "qwen2_5_vl", "internvl"]
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory):
+    d = tmp_path_factory.mktemp("imgs")
+    Image.new("RGB", (60, 50), "red").save(d / "a.png")
+    Image.new("RGB", (90, 40), "blue").save(d / "b.png")
+    return [
+        {"uid": "one", "images": [str(d / "a.png")], "prompt": "How many circles?",
+         "response": "<think>\nI count two circles.\n</think>\n<answer>2</answer>"},
+        {"uid": "two", "images": [str(d / "a.png"), str(d / "b.png")], "prompt": "Which image is wider?",
+         "response": "<think>\nThe second one.\n</think>\n<answer>B</answer>"},
+        {"uid": "text", "images": [], "prompt": "Say hi.", "response": "<answer>hi</answer>"},
+    ]
+
+
+def sft_args(tmp_path, model, name, *overrides, demo_dir=None):
+    base = ["sft", "--config", "sft/demo", "--name", name, "--runs-root", str(tmp_path), f"model={model}",
+            "data.coldstart_runs=[]", "schedule.max_steps=2", "schedule.per_device_batch_size=2",
+            "schedule.save_steps=1", "data.limit=6", "report_to=[]"]
+    if demo_dir is not None:
+        base.append(f"data.manifests=[{demo_dir / 'manifest_train.yaml'}]")
+    return base + list(overrides)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", FAMILIES)
+def test_one_sft_step_per_family_and_the_output_loads(family, tiny_models, demo_dir, tmp_path):
+    assert main(sft_args(tmp_path, tiny_models[family], family, "schedule.max_steps=1", demo_dir=demo_dir)) == 0
+    run = tmp_path / "sft" / family
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["global_step"] == 1 and summary["samples"] == 6
+    before, _ = load_model_and_processor(tiny_models[family])
+    after, processor = load_model_and_processor(run / "final")  # the project's loader reads the output
+    changed = [n for (n, a), (_, b) in zip(before.named_parameters(), after.named_parameters(), strict=True)
+               if not torch.equal(a, b)]
+    assert changed and processor.tokenizer.convert_tokens_to_ids("<think>") is not None
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    assert AutoConfig.from_pretrained(run / "final").model_type == family  # as TRL / verl / vLLM open it
+    AutoModelForImageTextToText.from_pretrained(run / "final")
+    pre = json.loads((run / "final" / "preprocessor_config.json").read_text())
+    assert not pre["image_processor_type"].endswith("Pil") and pre["processor_class"].endswith("Processor")
+    metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert metrics[0]["step"] == 1 and "loss" in metrics[0]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_prompt_tokens_contribute_nothing_to_the_loss(family, tiny_models, rows):
+    model, processor = load_model_and_processor(tiny_models[family])
+    batch = VLMCollator(processor)(rows)
+    labels = batch["labels"]
+    for i, row in enumerate(rows):  # exactly the response (+ end of turn) is labelled, nothing before it
+        n_label = int((labels[i] != -100).sum())
+        completion = processor.tokenizer(row["response"], add_special_tokens=False)["input_ids"]
+        assert len(completion) < n_label <= len(completion) + 3
+    with torch.no_grad():
+        out = model(**batch, use_cache=False)
+    logits = out.logits[:, :-1].reshape(-1, out.logits.shape[-1])
+    target = labels[:, 1:].reshape(-1)
+    mask = target != -100
+    manual = F.cross_entropy(logits[mask], target[mask])
+    assert torch.allclose(out.loss, manual, atol=1e-5)
+    # the gradient reaching prompt positions' logits is exactly zero
+    model.train()
+    logits_all = model(**batch, use_cache=False).logits
+    logits_all.retain_grad()
+    loss = F.cross_entropy(logits_all[:, :-1].reshape(-1, logits_all.shape[-1])[mask], target[mask])
+    loss.backward()
+    prompt_pos = (labels[:, 1:] == -100)
+    assert logits_all.grad[:, :-1][prompt_pos].abs().max() == 0
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_packing_equals_padded(family, tiny_models, rows):
+    from rl.sft.collator import pack_layout
+
+    model, processor = load_model_and_processor(tiny_models[family])
+    rope = getattr(model.model, "get_rope_index", None)
+    long_cot = {**rows[0], "uid": "long", "response": "<think>\n" + "Wait, let me count again. " * 40 + "\n</think>"
+                                                     "\n<answer>2</answer>"}
+    batch_rows = rows + [long_cot] + [{**rows[2], "uid": f"short{i}", "prompt": "Hi" + "!" * i} for i in range(3)]
+    padded = VLMCollator(processor)(batch_rows)
+    packed = VLMCollator(processor, packing=True, rope_index=rope)(batch_rows)
+    lengths = padded["attention_mask"].sum(1).tolist()
+    layout = pack_layout(lengths)
+    assert packed["input_ids"].shape == (len(layout), max(lengths)) and len(layout) < len(batch_rows)
+    assert any(len(r) > 1 for r in layout)  # several samples really share a row
+    with torch.no_grad():
+        lp = model(**{k: v for k, v in padded.items() if k != "labels"}, use_cache=False).logits
+        lk = model(**{k: v for k, v in packed.items() if k != "labels"}).logits
+        assert torch.allclose(model(**padded, use_cache=False).loss, model(**packed).loss, atol=1e-5)
+    for r, row in enumerate(layout):
+        off = 0
+        for i in row:
+            n = lengths[i]
+            assert torch.allclose(lp[i, :n], lk[r, off:off + n], atol=1e-4), (family, i)
+            off += n
+
+
+def test_modes_freeze_what_they_say(tiny_models):
+    from rl.sft.config import LoRA
+    from rl.sft.modes import apply_mode, part_of
+
+    for family in FAMILIES:
+        for mode, frozen in (("freeze_vision", {"vision"}), ("freeze_projector", {"projector"}),
+                             ("freeze_vision_projector", {"vision", "projector"}), ("full", set())):
+            model, _ = load_model_and_processor(tiny_models[family])
+            model, counts = apply_mode(model, mode)
+            for part in ("vision", "projector", "language"):
+                assert (counts[part] == 0) == (part in frozen), (family, mode, counts)
+            assert all(p.requires_grad == (part_of(n, family) not in frozen) for n, p in model.named_parameters())
+        model, _ = load_model_and_processor(tiny_models[family])
+        model, counts = apply_mode(model, "lora", LoRA(r=4, alpha=8))
+        assert counts["vision"] == counts["projector"] == 0 and counts["language"] > 0
+        assert all("language_model" in n for n, p in model.named_parameters() if p.requires_grad)
+
+
+@pytest.mark.slow
+def test_lora_merge_gives_the_adapter_logits(tiny_models, demo_dir, tmp_path, rows):
+    from peft import PeftModel
+
+    model_path = tiny_models["qwen2_5_vl"]
+    assert main(sft_args(tmp_path, model_path, "lora", "mode=lora", "lora.r=4", "schedule.learning_rate=0.05",
+                         demo_dir=demo_dir)) == 0
+    run = tmp_path / "sft" / "lora"
+    base, processor = load_model_and_processor(model_path)
+    adapter = PeftModel.from_pretrained(base, run / "adapter").eval()
+    merged, _ = load_model_and_processor(run / "final")
+    batch = VLMCollator(processor)(rows)
+    batch.pop("labels")
+    with torch.no_grad():
+        a = adapter(**batch, use_cache=False).logits
+        m = merged.eval()(**batch, use_cache=False).logits
+        b = load_model_and_processor(model_path)[0].eval()(**batch, use_cache=False).logits
+    assert torch.allclose(a, m, atol=1e-4) and not torch.allclose(a, b, atol=1e-3)
+
+
+def test_preflight_catches_mismatch_and_overflow(tiny_models, rows):
+    _, processor = load_model_and_processor(tiny_models["qwen2_5_vl"])
+    smuggled = {**rows[0], "uid": "bad-tokens", "prompt": "Look: <|image_pad|><|image_pad|> how many?"}
+    long = {**rows[0], "uid": "too-long", "response": "word " * 3000}
+    keep, offenders = preflight(processor, [rows[0], smuggled, long, rows[1]], SFTData(cutoff_len=2048))
+    assert [r["uid"] for r in keep] == ["one", "two"]
+    assert {(o["uid"], o["problem"]) for o in offenders} == {("bad-tokens", "mismatch"), ("too-long", "overflow")}
+    with pytest.raises(Vr1Error, match="bad-tokens"):
+        preflight(processor, [rows[0], smuggled], SFTData(on_mismatch="refuse"))
+    with pytest.raises(Vr1Error, match="too-long.*cutoff_len"):
+        preflight(processor, [long], SFTData(cutoff_len=2048, on_overflow="refuse"))
+
+
+def test_config_validation():
+    with pytest.raises(Exception, match="mode 'partial' unknown"):
+        build(SFTConfig, {"mode": "partial"})
+    with pytest.raises(Exception, match="on_overflow must be skip or refuse"):
+        build(SFTConfig, {"data": {"on_overflow": "truncate"}})
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_resume_after_kill9(tiny_models, demo_dir, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = sft_args(tmp_path, tiny_models["qwen2_5_vl"], "resume", "schedule.max_steps=12", "schedule.save_steps=3",
+                    "data.limit=24", demo_dir=demo_dir)
+    env = {**os.environ, "VR1_NO_PROGRESS": "1"}
+    ckpts = tmp_path / "sft" / "resume" / "checkpoints"
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (ckpts / "checkpoint-6" / "trainer_state.json").exists():
+        assert proc.poll() is None, "training finished before it could be killed"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "sft" / "resume" / "summary.json").exists()
+    out = subprocess.run([sys.executable, "-m", "pipeline.cli", *args], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads((tmp_path / "sft" / "resume" / "summary.json").read_text())
+    assert summary["global_step"] == 12 and summary["resumed_from"].split("-")[-1] in ("6", "9")
+    steps = [json.loads(x)["step"] for x in (tmp_path / "sft" / "resume" / "metrics.jsonl").read_text().splitlines()
+             if "loss" in json.loads(x)]
+    assert steps == list(range(1, 13))  # every step logged once, none twice
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_accelerate_launch_path_on_cpu(tiny_models, demo_dir, tmp_path, capsys):
+    """The same code through `accelerate launch` (one CPU process here; GPUs and nodes by config)."""
+    args = sft_args(tmp_path, tiny_models["internvl"], "accel", "launcher.kind=accelerate",
+                    "launcher.accelerate_config=configs/accelerate/cpu.yaml", demo_dir=demo_dir)
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "accelerate.commands.launch --config_file configs/accelerate/cpu.yaml" in out
+    summary = json.loads((tmp_path / "sft" / "accel" / "summary.json").read_text())
+    assert summary["global_step"] == 2 and (tmp_path / "sft" / "accel" / "final" / "model.safetensors").is_file()
+
+
+def test_paper_config_composes():
+    from pipeline.config import load_config
+
+    cfg = load_config(SFTConfig, "sft/vision_r1_7b")
+    s = cfg.schedule
+    assert (cfg.mode, cfg.data.cutoff_len, s.learning_rate, s.num_train_epochs, s.lr_scheduler_type) == (
+        "full", 16384, 5e-6, 2, "cosine")
+    assert s.warmup_ratio == 0.05 and s.bf16 and s.per_device_batch_size * s.gradient_accumulation_steps * 8 == 32
+    import yaml
+
+    accel = yaml.safe_load(open(cfg.launcher.accelerate_config))
+    ds = json.load(open(accel["deepspeed_config"]["deepspeed_config_file"]))
+    assert accel["num_processes"] == 8 and ds["zero_optimization"]["stage"] == 3
