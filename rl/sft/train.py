@@ -48,8 +48,10 @@ def last_complete_checkpoint(out: Path) -> str | None:
     """The newest checkpoint that finished saving (a kill mid-save leaves one without trainer_state.json)."""
     if not out.is_dir():
         return None
-    done = [d for d in out.glob("checkpoint-*")
-            if d.name.split("-")[-1].isdigit() and (d / "trainer_state.json").is_file() and any(d.glob("*.safetensors"))]
+    def complete(d: Path) -> bool:
+        return d.name.split("-")[-1].isdigit() and (d / "trainer_state.json").is_file() and any(d.glob("*.safetensors"))
+
+    done = [d for d in out.glob("checkpoint-*") if complete(d)]
     return str(max(done, key=lambda d: int(d.name.split("-")[-1]))) if done else None
 
 
