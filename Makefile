@@ -7,6 +7,7 @@ DEMO   := data/demo
 TINY   := models/tiny
 NAME   ?=
 CONFIG ?=
+RUN    ?=
 STAGE  ?=
 ARGS   ?=
 
@@ -24,15 +25,23 @@ $(STAMP): pyproject.toml constraints.txt
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline coldstart rl tests benchmarks
 
-test: lint
+# The inspector's browser test drives Debian's chromium through its chromedriver (no browser download).
+BROWSER := $(VENV)/.browser
+$(BROWSER): | $(STAMP)
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
+	touch $@
+
+test: lint $(BROWSER)
 	VR1_NO_PROGRESS=1 $(BIN)/python -m pytest -q tests
 
 bench: $(STAMP)
 	VR1_NO_PROGRESS=1 $(BIN)/python -m benchmarks.bench_rewards --n 10000 --workers 2
 	VR1_NO_PROGRESS=1 $(BIN)/python -m benchmarks.bench_coldstart --n 800 --latency 0.05 --cap 8 --samples 120
 	VR1_NO_PROGRESS=1 $(BIN)/python -m benchmarks.bench_sft --batches 6 --batch-size 8
+	VR1_NO_PROGRESS=1 $(BIN)/python -m benchmarks.bench_inspect --n 200000
 
-demo: $(STAMP) demo-data tiny-models check-data coldstart sft
+demo: $(STAMP) demo-data tiny-models check-data coldstart inspect sft
 
 demo-data: $(STAMP)
 	$(BIN)/vr1 demo-data --out $(DEMO) --n 2000 --n-test 200 --seed 0
@@ -58,8 +67,11 @@ runs/coldstart/latest:
 sft: $(STAMP) runs/coldstart/latest
 	$(BIN)/vr1 sft $(if $(CONFIG),--config $(CONFIG)) $(if $(NAME),--name $(NAME)) $(ARGS)
 
-eval inspect: $(STAMP)
-	$(BIN)/vr1 $@ $(if $(NAME),--name $(NAME)) $(ARGS)
+inspect: $(STAMP) runs/coldstart/latest
+	$(BIN)/vr1 inspect $(RUN) $(ARGS)
+
+eval: $(STAMP)
+	$(BIN)/vr1 eval $(if $(NAME),--name $(NAME)) $(ARGS)
 
 ptst: $(STAMP)
 	$(BIN)/vr1 ptst $(if $(NAME),--name $(NAME)) $(if $(STAGE),stage=$(STAGE)) $(ARGS)

@@ -45,6 +45,7 @@ def load_samples(cfg: ColdStartConfig, run_path: Path):
             seen.add(uid(s))
             samples.append(s)
     write_jsonl(run_path / "rejects.jsonl", rejects)
+    write_json(run_path / "image_roots.json", {src: str(root) for src, root in roots.items()})  # for `vr1 inspect`
     return samples, roots, len(rejects)
 
 

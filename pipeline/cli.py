@@ -21,7 +21,6 @@ STAGES: dict[str, tuple[str, str, str | None]] = {
     "sft": ("supervised fine-tuning of the base VLM on the cold-start set", "#5", "rl.sft.main:run"),
     "ptst": ("PTST: staged GRPO with the hard format-result reward (verl or TRL)", "#6", None),
     "eval": ("evaluate a checkpoint on benchmarks (accuracy, response lengths)", "later issues", None),
-    "inspect": ("HTML report and terminal views of a cold-start run", "#7", None),
 }
 
 
@@ -82,6 +81,12 @@ def cmd_check_data(args) -> int:
     return 1 if bad and not args.allow_problems else 0
 
 
+def cmd_inspect(args) -> int:
+    from coldstart.inspect import run
+
+    return run(args)
+
+
 def _stage_runner(stage: str) -> Callable[[argparse.Namespace], int]:
     def run(args) -> int:
         help_text, issue, entry = STAGES[stage]
@@ -106,6 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--runs-root", default="runs", help="where run directories go")
         sp.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. run.seed=3")
         sp.set_defaults(func=_stage_runner(stage))
+
+    sp = sub.add_parser("inspect", help="HTML report and terminal views of a cold-start run",
+                        description="Write a static HTML report of a cold-start run (default: the latest) and print "
+                                    "its path; or pretty-print samples in the terminal.")  # fmt: skip
+    sp.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="a runs/coldstart/<name> directory")
+    sp.add_argument("--sample", help="print this sample (id or source/id)")
+    sp.add_argument("--dropped-by", help="print samples dropped by this rule")
+    sp.add_argument("--limit", type=int, default=5)
+    sp.add_argument("--runs-root", default="runs")
+    sp.set_defaults(func=cmd_inspect)
 
     sp = sub.add_parser(
         "demo-data",

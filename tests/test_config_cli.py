@@ -87,7 +87,7 @@ def test_run_dir_config_log_latest_and_no_secrets(tmp_path, monkeypatch):
 
 
 def test_every_subcommand_has_help():
-    commands = list(STAGES) + ["demo-data", "tiny-model", "check-data"]
+    commands = list(STAGES) + ["inspect", "demo-data", "tiny-model", "check-data"]
     for cmd in commands:
         out = subprocess.run([sys.executable, "-m", "pipeline.cli", cmd, "--help"], capture_output=True, text=True)
         assert out.returncode == 0 and "usage: vr1" in out.stdout, (cmd, out.stderr)
