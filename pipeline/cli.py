@@ -19,7 +19,7 @@ STAGES: dict[str, tuple[str, str, str | None]] = {
     "coldstart": ("cold start by modality bridging: pseudo-CoT, description, reasoning, filter", "#3",
                   "coldstart.main:run"),
     "sft": ("supervised fine-tuning of the base VLM on the cold-start set", "#5", "rl.sft.main:run"),
-    "ptst": ("PTST: staged GRPO with the hard format-result reward (verl or TRL)", "#6", None),
+    "ptst": ("PTST: staged GRPO with the hard format-result reward (verl or TRL)", "#6", "rl.ptst.main:run"),
     "eval": ("evaluate a checkpoint on benchmarks (accuracy, response lengths)", "later issues", None),
 }
 
@@ -107,9 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     for stage, (help_text, _, _) in STAGES.items():
         sp = sub.add_parser(stage, help=help_text, description=help_text)
         sp.add_argument("--config", default=f"{stage}/demo", help="config name under configs/ or a YAML path")
-        sp.add_argument("--name", help="run name (default: a timestamp); reusing a name resumes that run")
+        sp.add_argument("--name", help="run name (default: a timestamp; for ptst the config's name, so its stages "
+                        "share one run); reusing a name resumes that run")
         sp.add_argument("--runs-root", default="runs", help="where run directories go")
         sp.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. run.seed=3")
+        if stage == "ptst":
+            sp.add_argument("--dry-run", action="store_true", help="print each stage's exact verl command and stop")
         sp.set_defaults(func=_stage_runner(stage))
 
     sp = sub.add_parser("inspect", help="HTML report and terminal views of a cold-start run",

@@ -1,0 +1,99 @@
+"""PTST config: the stage schedule as data, GRPO settings shared by both engines, model, data, cluster."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+LOSS_AGG_MODES = {"token-mean": "dapo", "seq-mean-token-mean": "grpo", "seq-mean-token-sum-norm": "dr_grpo"}
+
+
+@dataclass
+class Stage:
+    max_response_length: int  # tokens per response
+    n: int  # samples per prompt (the GRPO group)
+    steps: int  # optimizer steps in this stage
+
+    def __post_init__(self):
+        if self.max_response_length < 1 or self.n < 2 or self.steps < 1:
+            raise ValueError(f"stage {self}: needs max_response_length >= 1, n >= 2 (a group), steps >= 1")
+
+
+@dataclass
+class RLData:
+    manifests: list[str] = field(default_factory=lambda: ["data/demo/manifest_train.yaml"])
+    val_manifests: list[str] = field(default_factory=lambda: ["data/demo/manifest_test.yaml"])
+    limit: int | None = None
+    val_limit: int | None = None
+    max_prompt_length: int = 2048  # tokens, images included at max_pixels
+    max_pixels: int = 1280 * 28 * 28
+    min_pixels: int = 4 * 28 * 28
+    reward: str = "hfrrf"  # a preset of rl/rewards (hfrrf, vlm_r1_rec, …) or "auto" per answer type
+
+
+@dataclass
+class GRPO:
+    learning_rate: float = 1e-6
+    prompts_per_step: int = 128  # prompts sampled per step (verl data.train_batch_size)
+    mini_batch_prompts: int = 64  # prompts per optimizer mini-batch (verl ppo_mini_batch_size)
+    micro_batch_per_gpu: int = 1
+    clip_ratio_low: float = 0.2
+    clip_ratio_high: float = 0.2
+    kl_coef: float = 1e-2
+    kl_loss_type: str = "low_var_kl"
+    loss_agg_mode: str = "token-mean"  # token-mean | seq-mean-token-mean | seq-mean-token-sum-norm
+    entropy_coeff: float = 0.0
+    temperature: float = 1.0
+    top_p: float = 1.0
+    system_prompt: str | None = None  # Vision-R1: none
+
+    def __post_init__(self):
+        if self.loss_agg_mode not in LOSS_AGG_MODES:
+            raise ValueError(f"grpo.loss_agg_mode '{self.loss_agg_mode}' unknown; use one of {list(LOSS_AGG_MODES)}")
+        if self.prompts_per_step % self.mini_batch_prompts:
+            raise ValueError("grpo.prompts_per_step must be a multiple of grpo.mini_batch_prompts")
+
+
+@dataclass
+class PolicyModel:
+    start: str = "runs/sft/latest/final"  # stage 1 starts here (the SFT output)
+    lora_rank: int = 0
+    lora_alpha: int = 32
+    target_modules: str = "all-linear"
+    freeze_vision_tower: bool = False
+
+
+@dataclass
+class Cluster:
+    """verl only: the Ray cluster the stages run on."""
+
+    nnodes: int = 1
+    n_gpus_per_node: int = 8
+    rollout: str = "vllm"
+    tensor_model_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.6
+    save_freq: int = 25
+    extra_overrides: list[str] = field(default_factory=list)  # any further verl Hydra overrides
+
+
+@dataclass
+class PTSTConfig:
+    engine: str = "auto"  # auto (verl with CUDA, TRL without) | verl | trl
+    stages: list[Stage] = field(default_factory=lambda: [Stage(4096, 16, 100), Stage(8192, 8, 100),
+                                                         Stage(16384, 4, 100)])  # fmt: skip
+    stage: int | None = None  # run only this stage (1-based); None runs every stage in order
+    model: PolicyModel = field(default_factory=PolicyModel)
+    data: RLData = field(default_factory=RLData)
+    grpo: GRPO = field(default_factory=GRPO)
+    cluster: Cluster = field(default_factory=Cluster)
+    save_steps: int = 25  # TRL checkpoints (resume points) every N steps
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
+    seed: int = 42
+    device: str = "auto"
+
+    def __post_init__(self):
+        if self.engine not in ("auto", "verl", "trl"):
+            raise ValueError(f"engine '{self.engine}' unknown; use auto, verl or trl")
+        if not self.stages:
+            raise ValueError("stages: give at least one stage")
+        if self.stage is not None and not 1 <= self.stage <= len(self.stages):
+            raise ValueError(f"stage={self.stage}: the schedule has stages 1..{len(self.stages)}")

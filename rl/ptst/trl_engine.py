@@ -1,0 +1,103 @@
+"""One PTST stage on TRL's GRPOTrainer (one machine, CPU or GPU)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from pipeline.progress import LOG
+from rl.ptst.config import LOSS_AGG_MODES, PTSTConfig, Stage
+
+# TRL log keys -> the metric names both engines write to metrics.jsonl
+METRICS = {"reward": "reward_mean", "rewards/format/mean": "format_rate", "rewards/accuracy/mean": "accuracy",
+           "completions/mean_length": "response_length_mean", "completions/max_length": "response_length_max",
+           "kl": "kl", "clip_ratio/region_mean": "clip_ratio", "entropy": "entropy", "loss": "loss",
+           "learning_rate": "learning_rate", "grad_norm": "grad_norm"}  # fmt: skip
+
+
+def metrics_callback(path: Path, resume_step: int):
+    from transformers import TrainerCallback
+
+    class PTSTMetrics(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            if state.is_world_process_zero and path.exists():  # a step is never written twice after a resume
+                lines = [ln for ln in path.read_text().splitlines() if ln]
+                path.write_text("".join(ln + "\n" for ln in lines if json.loads(ln)["step"] <= resume_step))
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not (state.is_world_process_zero and logs) or "reward" not in logs:
+                return
+            row = {"step": state.global_step, **{ours: logs[k] for k, ours in METRICS.items() if k in logs}}
+            with open(path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            LOG.info("step %d: %s", state.global_step, " ".join(f"{k}={v:.4g}" for k, v in row.items()
+                                                                 if k != "step" and isinstance(v, float)))
+
+    return PTSTMetrics()
+
+
+def last_checkpoint(out: Path) -> str | None:
+    done = [d for d in out.glob("checkpoint-*") if (d / "trainer_state.json").is_file()] if out.is_dir() else []
+    return str(max(done, key=lambda d: int(d.name.split("-")[-1]))) if done else None
+
+
+def run_stage(cfg: PTSTConfig, index: int, stage: Stage, start: Path, stage_dir: Path, rows: list[dict]) -> dict:
+    import datasets
+    import torch
+    from trl import GRPOConfig, GRPOTrainer
+
+    from pipeline.models import load_model_and_processor, save_model_folder
+    from rl.rewards.trl_rewards import make_trl_reward
+
+    model, processor = load_model_and_processor(start)
+    ip = processor.image_processor
+    if hasattr(ip, "max_pixels"):
+        ip.size = {"shortest_edge": cfg.data.min_pixels, "longest_edge": cfg.data.max_pixels}
+    if cfg.model.lora_rank:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=cfg.model.lora_rank, lora_alpha=cfg.model.lora_alpha,
+                                                 target_modules=r"^model\.language_model\..*\.(q_proj|k_proj|v_proj|"
+                                                 r"o_proj|gate_proj|up_proj|down_proj)$"))  # fmt: skip
+    elif cfg.model.freeze_vision_tower:
+        from rl.sft.modes import apply_mode
+
+        model, _ = apply_mode(model, "freeze_vision")
+    ds = datasets.Dataset.from_list(rows).cast_column("images", datasets.List(datasets.Image()))
+    terms = None if cfg.data.reward == "auto" else cfg.data.reward
+    reward_funcs = [make_trl_reward(terms, "reward"), make_trl_reward(None, "format", key="format"),
+                    make_trl_reward(None, "accuracy", key="accuracy")]  # fmt: skip
+    g = cfg.grpo
+    use_cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
+    out = stage_dir / "checkpoints"
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(stage_dir / "tensorboard")
+    args = GRPOConfig(
+        output_dir=str(out), max_steps=stage.steps, num_generations=stage.n,
+        max_completion_length=stage.max_response_length,
+        # one prompt's group per generation batch, prompts_per_step of them per optimizer step: TRL 1.16 misaligns
+        # Qwen-VL inputs when one generation batch mixes prompts with different numbers of images
+        per_device_train_batch_size=stage.n, steps_per_generation=1, gradient_accumulation_steps=g.prompts_per_step,
+        learning_rate=g.learning_rate, beta=g.kl_coef, epsilon=g.clip_ratio_low, epsilon_high=g.clip_ratio_high,
+        loss_type=LOSS_AGG_MODES[g.loss_agg_mode], temperature=g.temperature, top_p=g.top_p,
+        reward_weights=[1.0, 0.0, 0.0], logging_steps=1, save_strategy="steps", save_steps=cfg.save_steps,
+        save_total_limit=2, report_to=cfg.report_to, seed=cfg.seed + index, use_cpu=use_cpu, bf16=False,
+        remove_unused_columns=False,
+    )  # fmt: skip
+    last = last_checkpoint(out)
+    resume_step = int(last.split("-")[-1]) if last else 0
+    trainer = GRPOTrainer(model=model, args=args, train_dataset=ds, reward_funcs=reward_funcs,
+                          processing_class=processor,
+                          callbacks=[metrics_callback(stage_dir / "metrics.jsonl", resume_step)])  # fmt: skip
+    if last:
+        LOG.info("stage %d: resuming from %s", index, last)
+    trainer.train(resume_from_checkpoint=last)
+    final, tmp = stage_dir / "final", stage_dir / ".final.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    policy = trainer.model.merge_and_unload() if cfg.model.lora_rank else trainer.model
+    save_model_folder(policy, processor, tmp)
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    return {"stage": index, "engine": "trl", "steps": trainer.state.global_step, "final": str(final),
+            "resumed_from": last}  # fmt: skip
