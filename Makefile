@@ -41,7 +41,7 @@ bench: $(STAMP)
 	VR1_NO_PROGRESS=1 $(BIN)/python -m benchmarks.bench_sft --batches 6 --batch-size 8
 	VR1_NO_PROGRESS=1 $(BIN)/python -m benchmarks.bench_inspect --n 200000
 
-demo: $(STAMP) demo-data tiny-models check-data coldstart inspect sft
+demo: $(STAMP) demo-data tiny-models check-data coldstart inspect sft ptst
 
 demo-data: $(STAMP)
 	$(BIN)/vr1 demo-data --out $(DEMO) --n 2000 --n-test 200 --seed 0
@@ -73,8 +73,11 @@ inspect: $(STAMP) runs/coldstart/latest
 eval: $(STAMP)
 	$(BIN)/vr1 eval $(if $(NAME),--name $(NAME)) $(ARGS)
 
-ptst: $(STAMP)
-	$(BIN)/vr1 ptst $(if $(NAME),--name $(NAME)) $(if $(STAGE),stage=$(STAGE)) $(ARGS)
+runs/sft/latest:
+	$(MAKE) sft
+
+ptst: $(STAMP) runs/sft/latest
+	$(BIN)/vr1 ptst $(if $(CONFIG),--config $(CONFIG)) $(if $(NAME),--name $(NAME)) $(if $(STAGE),stage=$(STAGE)) $(ARGS)
 
 clean:
 	rm -rf runs $(DEMO) $(TINY)

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from pipeline.errors import Vr1Error
+from pipeline.io import write_jsonl
 from rl.ptst.config import PTSTConfig, Stage
 
 VERL_REWARD = Path(__file__).resolve().parent.parent / "rewards" / "verl_reward.py"
@@ -80,6 +81,8 @@ def stage_overrides(cfg: PTSTConfig, index: int, stage: Stage, start: str, stage
         "trainer.project_name=vr1",
         f"trainer.experiment_name={name}-stage{index}",
         "trainer.logger=[console,tensorboard]",
+        # verl logs our format/accuracy components only in its per-step rollout dumps: read them from there
+        f"trainer.rollout_data_dir={stage_dir / 'rollouts'}",
     ]
     if cfg.data.reward != "auto":
         ov.append(f"+reward.custom_reward_function.reward_kwargs.reward={cfg.data.reward}")
@@ -113,6 +116,25 @@ def parse_metrics_line(line: str) -> dict | None:
     return {"step": int(values["step"]), **{ours: values[k] for k, ours in METRICS.items() if k in values}}
 
 
+def rollout_rates(rollouts: Path, step: int) -> dict:
+    """Format rate and accuracy of one step from verl's rollout dump (`<step>.jsonl`, one line per response)."""
+    path = rollouts / f"{step}.jsonl"
+    if not path.is_file():
+        return {}
+    rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    out = {}
+    for key, ours in (("format", "format_rate"), ("accuracy", "accuracy")):
+        values = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
+        if values:
+            out[ours] = sum(values) / len(values)
+    return out
+
+
+def add_rollout_rates(metrics_path: Path, rollouts: Path) -> None:
+    rows = [json.loads(x) for x in metrics_path.read_text().splitlines() if x.strip()] if metrics_path.is_file() else []
+    write_jsonl(metrics_path, ({**r, **rollout_rates(rollouts, r["step"])} for r in rows))
+
+
 def run_stage(cfg: PTSTConfig, index: int, stage: Stage, start: Path, stage_dir: Path, files: dict,
               name: str, dry_run: bool = False) -> dict:  # fmt: skip
     overrides = stage_overrides(cfg, index, stage, str(start), stage_dir, files["train"], files["val"], name)
@@ -130,6 +152,7 @@ def run_stage(cfg: PTSTConfig, index: int, stage: Stage, start: Path, stage_dir:
                 metrics.write(json.dumps(row) + "\n")
                 metrics.flush()
         rc = proc.wait()
+    add_rollout_rates(stage_dir / "metrics.jsonl", stage_dir / "rollouts")
     if rc != 0:
         raise Vr1Error(f"verl exited with {rc} in stage {index}; see {stage_dir}/verl.log (rerun to resume)")
     steps = sorted((stage_dir / "checkpoints").glob("global_step_*"), key=lambda p: int(p.name.split("_")[-1]))
