@@ -40,6 +40,7 @@ bench: $(STAMP)
 	VR1_NO_PROGRESS=1 $(BIN)/python -m benchmarks.bench_coldstart --n 800 --latency 0.05 --cap 8 --samples 120
 	VR1_NO_PROGRESS=1 $(BIN)/python -m benchmarks.bench_sft --batches 6 --batch-size 8
 	VR1_NO_PROGRESS=1 $(BIN)/python -m benchmarks.bench_inspect --n 200000
+	VR1_NO_PROGRESS=1 $(BIN)/python -m benchmarks.bench_ptst --seeds 0 1 2
 
 demo: $(STAMP) demo-data tiny-models check-data coldstart inspect sft ptst
 

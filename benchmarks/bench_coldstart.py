@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks.common import save_result
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -115,10 +116,7 @@ def main(argv=None) -> int:
     st = streaming_vs_staged(args.samples, args.latency, args.cap)
     print(f"streaming vs staged, {st['samples']} samples on two endpoints: staged {st['staged_s']}s, "  # noqa: T201
           f"streaming {st['stream_s']}s -> speed-up x{st['speedup']}")
-    out = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "coldstart.json").write_text(json.dumps({"saturation": sats, "streaming": st}, indent=2))
-    print(f"wrote {out / 'coldstart.json'}")  # noqa: T201
+    save_result(args.out, "coldstart", {"saturation": sats, "streaming": st})
     return 0
 
 

@@ -6,11 +6,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks.common import save_result
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
@@ -41,10 +42,7 @@ def main(argv=None) -> int:
     print(f"inspect: {args.n} records ({row['records_mb']} MB of JSONL, made in {t_data:.0f}s) -> report in "  # noqa: T201
           f"{row['build_s']}s ({row['records_per_s']}/s), {row['files']} files, {row['total_mb']} MB; largest file "
           f"{row['largest_file']} {row['largest_mb']} MB; index.html {row['index_html_kb']} kB")
-    out = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "inspect.json").write_text(json.dumps(row, indent=2))
-    print(f"wrote {out / 'inspect.json'}")  # noqa: T201
+    save_result(args.out, "inspect", row)
     return 0
 
 

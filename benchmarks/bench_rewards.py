@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.common import save_result
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 TARGETS = {"expression": ("hfrrf/s", 1000), "choice": ("hfrrf/s", 50_000), "ovd": ("ms/sample", 2.0)}
@@ -184,10 +186,7 @@ def main(argv=None) -> int:
     print(" | ".join(header))  # noqa: T201
     for r in rows:
         print(" | ".join(str(r.get(h, "")) for h in header))  # noqa: T201
-    out = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "rewards.json").write_text(json.dumps(rows, indent=2))
-    print(f"wrote {out / 'rewards.json'}")  # noqa: T201
+    save_result(args.out, "rewards", rows)
     return 0
 
 

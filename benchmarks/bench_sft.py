@@ -9,12 +9,13 @@ where padding wastes the most. Reported: real (non-pad) tokens per second of for
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks.common import save_result
 
 
 def main(argv=None) -> int:
@@ -70,10 +71,7 @@ def main(argv=None) -> int:
     print(f"sft tokens/s ({args.family} tiny, {len(batches)} batches of {args.batch_size}, "  # noqa: T201
           f"{row['real_tokens']} real / {row['padded_tokens']} padded tokens): padded {row['padded_tokens_per_s']}, "
           f"packed {row['packed_tokens_per_s']} -> x{row['ratio_packed_vs_padded']}")
-    out = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "sft.json").write_text(json.dumps(row, indent=2))
-    print(f"wrote {out / 'sft.json'}")  # noqa: T201
+    save_result(args.out, "sft", row)
     return 0
 
 
