@@ -103,6 +103,14 @@ def load_processor(path: str | Path):
     return fam.processor_class(image_processor, tokenizer, chat_template=chat_template, **kwargs)
 
 
+def set_pixel_budget(processor, min_pixels: int, max_pixels: int) -> None:
+    """Resize budget of the Qwen-VL image processors (InternVL tiles at a fixed size and has none)."""
+    ip = processor.image_processor
+    if "shortest_edge" in (getattr(ip, "size", None) or {}):
+        ip.size = {"shortest_edge": min_pixels, "longest_edge": max_pixels}
+        ip.min_pixels, ip.max_pixels = min_pixels, max_pixels
+
+
 def load_model_and_processor(path: str | Path, dtype=None, device: str | None = None):
     """Open a VLM folder (tiny or real, hub layout) with its processor; never imports torchvision."""
     fam = family_of(path)

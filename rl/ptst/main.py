@@ -35,14 +35,12 @@ def stage_start(cfg: PTSTConfig, run_dir: Path, k: int) -> Path:
 
 def prepare_data(cfg: PTSTConfig, run_dir: Path, start: Path, engine: str) -> dict:
     """Validate the prompt sets once per run and write them for the engine (parquet for verl, rows for TRL)."""
-    from pipeline.models import load_processor
+    from pipeline.models import load_processor, set_pixel_budget
     from rl.ptst.data import load_split, trl_rows, validate, write_parquet
 
     data_dir = run_dir / "data"
     processor = load_processor(start)
-    ip = processor.image_processor
-    if hasattr(ip, "max_pixels"):
-        ip.size = {"shortest_edge": cfg.data.min_pixels, "longest_edge": cfg.data.max_pixels}
+    set_pixel_budget(processor, cfg.data.min_pixels, cfg.data.max_pixels)
     train, problems = validate(load_split(cfg.data.manifests, cfg.data.limit), processor, cfg.data,
                                cfg.grpo.system_prompt)  # fmt: skip
     val, val_problems = validate(load_split(cfg.data.val_manifests, cfg.data.val_limit), processor, cfg.data,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -17,30 +16,13 @@ METRICS = {"reward": "reward_mean", "rewards/format/mean": "format_rate", "rewar
            "learning_rate": "learning_rate", "grad_norm": "grad_norm"}  # fmt: skip
 
 
-def metrics_callback(path: Path, resume_step: int):
-    from transformers import TrainerCallback
-
-    class PTSTMetrics(TrainerCallback):
-        def on_train_begin(self, args, state, control, **kwargs):
-            if state.is_world_process_zero and path.exists():  # a step is never written twice after a resume
-                lines = [ln for ln in path.read_text().splitlines() if ln]
-                path.write_text("".join(ln + "\n" for ln in lines if json.loads(ln)["step"] <= resume_step))
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if not (state.is_world_process_zero and logs) or "reward" not in logs:
-                return
-            row = {"step": state.global_step, **{ours: logs[k] for k, ours in METRICS.items() if k in logs}}
-            with open(path, "a") as f:
-                f.write(json.dumps(row) + "\n")
-            LOG.info("step %d: %s", state.global_step, " ".join(f"{k}={v:.4g}" for k, v in row.items()
-                                                                 if k != "step" and isinstance(v, float)))
-
-    return PTSTMetrics()
-
-
-def last_checkpoint(out: Path) -> str | None:
-    done = [d for d in out.glob("checkpoint-*") if (d / "trainer_state.json").is_file()] if out.is_dir() else []
-    return str(max(done, key=lambda d: int(d.name.split("-")[-1]))) if done else None
+def select_metrics(logs: dict, step: int) -> dict | None:
+    """A GRPO step's log under the metric names both engines use (non-step logs are skipped)."""
+    if "reward" not in logs:
+        return None
+    row = {"step": step, **{ours: logs[k] for k, ours in METRICS.items() if k in logs}}
+    LOG.info("step %d: %s", step, " ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)))
+    return row
 
 
 def run_stage(cfg: PTSTConfig, index: int, stage: Stage, start: Path, stage_dir: Path, rows: list[dict]) -> dict:
@@ -48,13 +30,12 @@ def run_stage(cfg: PTSTConfig, index: int, stage: Stage, start: Path, stage_dir:
     import torch
     from trl import GRPOConfig, GRPOTrainer
 
-    from pipeline.models import load_model_and_processor, save_model_folder
+    from pipeline.models import load_model_and_processor, save_model_folder, set_pixel_budget
     from rl.rewards.trl_rewards import make_trl_reward
+    from rl.train_utils import jsonl_metrics, last_complete_checkpoint
 
     model, processor = load_model_and_processor(start)
-    ip = processor.image_processor
-    if hasattr(ip, "max_pixels"):
-        ip.size = {"shortest_edge": cfg.data.min_pixels, "longest_edge": cfg.data.max_pixels}
+    set_pixel_budget(processor, cfg.data.min_pixels, cfg.data.max_pixels)
     if cfg.model.lora_rank:
         from peft import LoraConfig, get_peft_model
 
@@ -85,11 +66,11 @@ def run_stage(cfg: PTSTConfig, index: int, stage: Stage, start: Path, stage_dir:
         save_total_limit=2, report_to=cfg.report_to, seed=cfg.seed + index, use_cpu=use_cpu, bf16=False,
         remove_unused_columns=False,
     )  # fmt: skip
-    last = last_checkpoint(out)
+    last = last_complete_checkpoint(out)
     resume_step = int(last.split("-")[-1]) if last else 0
     trainer = GRPOTrainer(model=model, args=args, train_dataset=ds, reward_funcs=reward_funcs,
                           processing_class=processor,
-                          callbacks=[metrics_callback(stage_dir / "metrics.jsonl", resume_step)])  # fmt: skip
+                          callbacks=[jsonl_metrics(stage_dir / "metrics.jsonl", resume_step, select_metrics)])
     if last:
         LOG.info("stage %d: resuming from %s", index, last)
     trainer.train(resume_from_checkpoint=last)

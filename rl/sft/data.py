@@ -71,14 +71,6 @@ def load_examples(cfg: SFTData, runs_root: str | Path = "runs") -> tuple[list[SF
 # ---------------------------------------------------------------- encoding
 
 
-def configure_processor(processor, cfg: SFTData) -> None:
-    """Apply the pixel budget to the Qwen-VL image processor (InternVL tiles at a fixed size)."""
-    ip = processor.image_processor
-    if hasattr(ip, "min_pixels") or "shortest_edge" in (getattr(ip, "size", None) or {}):
-        ip.size = {"shortest_edge": cfg.min_pixels, "longest_edge": cfg.max_pixels}
-        ip.min_pixels, ip.max_pixels = cfg.min_pixels, cfg.max_pixels
-
-
 def encode(processor, row: dict) -> dict:
     """Token ids of prompt + response with labels -100 on every prompt token, plus the image inputs.
 

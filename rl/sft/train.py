@@ -8,7 +8,6 @@ final/ (an HF model folder in the hub layout; for LoRA also adapter/, and final/
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import shutil
@@ -21,38 +20,6 @@ from pipeline.config import build
 from pipeline.io import write_json
 from pipeline.progress import LOG, setup_logging
 from rl.sft.config import SFTConfig
-
-
-def _metrics_callback(path: Path, resume_step: int):
-    from transformers import TrainerCallback
-
-    class MetricsJsonl(TrainerCallback):
-        """Every logged step as one JSON line; on resume, lines past the checkpoint are dropped first so a
-        step never appears twice."""
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            if state.is_world_process_zero and path.exists():
-                lines = [ln for ln in path.read_text().splitlines() if ln]
-                kept = [ln for ln in lines if json.loads(ln).get("step", 0) <= resume_step]
-                path.write_text("".join(ln + "\n" for ln in kept))
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if state.is_world_process_zero and logs:
-                with open(path, "a") as f:
-                    f.write(json.dumps({"step": state.global_step, "epoch": state.epoch, **logs}) + "\n")
-
-    return MetricsJsonl()
-
-
-def last_complete_checkpoint(out: Path) -> str | None:
-    """The newest checkpoint that finished saving (a kill mid-save leaves one without trainer_state.json)."""
-    if not out.is_dir():
-        return None
-    def complete(d: Path) -> bool:
-        return d.name.split("-")[-1].isdigit() and (d / "trainer_state.json").is_file() and any(d.glob("*.safetensors"))
-
-    done = [d for d in out.glob("checkpoint-*") if complete(d)]
-    return str(max(done, key=lambda d: int(d.name.split("-")[-1]))) if done else None
 
 
 def warmup_steps(s, n_samples: int) -> int:
@@ -76,16 +43,23 @@ def train(cfg: SFTConfig, run_dir: Path, runs_root: str | Path = "runs") -> dict
     from trl import SFTConfig as TRLConfig
     from trl import SFTTrainer
 
-    from pipeline.models import family_of_model, load_model_and_processor, save_model_folder, save_processor_files
+    from pipeline.models import (
+        family_of_model,
+        load_model_and_processor,
+        save_model_folder,
+        save_processor_files,
+        set_pixel_budget,
+    )
     from rl.sft.collator import VLMCollator
-    from rl.sft.data import configure_processor, load_examples, preflight
+    from rl.sft.data import load_examples, preflight
     from rl.sft.modes import apply_mode
+    from rl.train_utils import jsonl_metrics, last_complete_checkpoint
 
     run_dir = Path(run_dir)
     dtype = torch.bfloat16 if cfg.schedule.bf16 else torch.float32
     model, processor = load_model_and_processor(cfg.model, dtype=dtype)
     family = family_of_model(model)
-    configure_processor(processor, cfg.data)
+    set_pixel_budget(processor, cfg.data.min_pixels, cfg.data.max_pixels)
     examples, skipped = load_examples(cfg.data, runs_root)
     rows, offenders = preflight(processor, [e.as_row() for e in examples], cfg.data)
     write_json(run_dir / "preflight.json", {"examples": len(examples), "trainable": len(rows),
@@ -113,7 +87,8 @@ def train(cfg: SFTConfig, run_dir: Path, runs_root: str | Path = "runs") -> dict
     trainer = SFTTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows),
                          data_collator=VLMCollator(processor, cfg.packing, rope_index),
                          processing_class=processor,
-                         callbacks=[_metrics_callback(run_dir / "metrics.jsonl", resume_step)])  # fmt: skip
+                         callbacks=[jsonl_metrics(run_dir / "metrics.jsonl", resume_step,
+                                                  lambda logs, step: {"step": step, **logs} if logs else None)])
     if last:
         LOG.info("resuming from %s", last)
     result = trainer.train(resume_from_checkpoint=last)
