@@ -11,7 +11,6 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -253,10 +252,3 @@ def read_manifest(manifest: Manifest | str | Path, strict: bool = True) -> ReadR
                 raise
             rejects.append(e)
     return ReadResult(samples, rejects, skipped, manifest)
-
-
-def manifest_dict(manifest: Manifest) -> dict[str, Any]:
-    d = {k: getattr(manifest, k) for k in ("name", "format", "answer_type", "fields", "coord_frame", "split",
-                                            "verify_images", "license", "description", "url")}  # fmt: skip
-    d["path"], d["image_root"] = str(manifest.path), str(manifest.image_root)
-    return d

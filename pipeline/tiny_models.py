@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import shutil
 from pathlib import Path
 
 from pipeline.chat_templates import INTERNVL_TEMPLATE, QWEN_VL_TEMPLATE
@@ -187,13 +186,3 @@ def folder_digest(folder: str | Path) -> str:
         if p.is_file():
             h.update(p.relative_to(folder).as_posix().encode() + b"\0" + p.read_bytes())
     return h.hexdigest()
-
-
-def ensure_tiny_model(family: str, out: str | Path, seed: int = 0) -> Path:
-    """Build once; reuse an existing complete folder (the demo and tests call this repeatedly)."""
-    out = Path(out)
-    if (out / "config.json").is_file() and (out / "model.safetensors").is_file():
-        return out
-    if out.exists():
-        shutil.rmtree(out)
-    return build_tiny_model(family, out, seed)

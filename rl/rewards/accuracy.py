@@ -9,12 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pipeline.answers import ACCURACY, answer_matches, expression_fast_path
+from pipeline.answers import answer_matches
 from rl.rewards.format import answer_block, format_reward
-
-__all__ = ["ACCURACY", "REASONING_TYPES", "accuracy_reward", "expression_fast_path", "hfrrf_from", "hfrrf_reward"]
-
-REASONING_TYPES = ("choice", "number", "expression", "text", "label")
 
 
 def accuracy_reward(response: str, info: Mapping) -> float:

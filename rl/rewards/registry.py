@@ -13,10 +13,11 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from pipeline.answers import ACCURACY, clean_answer, expression_fast_path
 from pipeline.mathverify import default_pool
-from rl.rewards.accuracy import ACCURACY, accuracy_reward, hfrrf_from, hfrrf_reward
+from rl.rewards.accuracy import accuracy_reward, hfrrf_from, hfrrf_reward
 from rl.rewards.detection import det_confidence_reward, det_iou_reward, ovd_reward, rec_iou_reward
-from rl.rewards.format import format_reward
+from rl.rewards.format import answer_block, format_reward
 from rl.rewards.shaping import length_penalty, repetition_penalty
 
 RewardFn = Callable[[str, Mapping], float]
@@ -152,10 +153,6 @@ def score_batch(responses: Sequence[str], infos: Sequence[Mapping],
                 terms: Mapping[str, float] | str | None = None) -> list[dict[str, float]]:  # fmt: skip
     """`score` over a batch; the expression comparisons that need sympy are first verified in parallel across
     the worker pool, after which each item's own check is a cache hit."""
-    from pipeline.answers import clean_answer
-    from rl.rewards.accuracy import expression_fast_path
-    from rl.rewards.format import answer_block
-
     pairs = []
     for response, info in zip(responses, infos, strict=True):
         if info.get("answer_type") == "expression" and isinstance(response, str):
