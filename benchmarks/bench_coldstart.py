@@ -38,8 +38,8 @@ def server(latency: float, cap: int):
 
 
 def saturation(n: int, latency: float, cap: int, client_factor: int = 2) -> dict:
-    from coldstart.teachers import ChatRequest, TeacherConfig
-    from coldstart.teachers.openai_http import OpenAITeacher
+    from pipeline.generation import ChatRequest, TeacherConfig
+    from pipeline.generation.openai_http import OpenAITeacher
 
     async def go(base_url):
         # the client keeps more requests open than the server serves at once (as one should with vLLM, which
@@ -66,10 +66,10 @@ def streaming_vs_staged(n: int, latency: float, cap: int) -> dict:
     from coldstart.runner import Generation
     from coldstart.steps import load_steps
     from coldstart.store import StepStore
-    from coldstart.teachers import TeacherConfig
-    from coldstart.teachers.openai_http import OpenAITeacher
-    from pipeline.demo_data import generate_demo_data
-    from pipeline.manifest import read_manifest
+    from pipeline.generation import TeacherConfig
+    from pipeline.generation.openai_http import OpenAITeacher
+    from pipeline.data.demo_data import generate_demo_data
+    from pipeline.data.manifest import read_manifest
 
     tmp = Path(tempfile.mkdtemp())
     generate_demo_data(tmp / "demo", n_train=n, n_test=0, seed=0)

@@ -51,8 +51,8 @@ def hfrrf_accuracy(model_path: Path, manifest: Path, max_new_tokens: int = 24) -
     """Greedy answers of the model on every held-out sample, scored with the hard format-result reward."""
     import torch
 
-    from pipeline.manifest import read_manifest
-    from pipeline.models import load_model_and_processor
+    from pipeline.data.manifest import read_manifest
+    from pipeline.models.load import load_model_and_processor
     from rl.ptst.data import prompt_text
     from rl.rewards.registry import score
 
@@ -77,7 +77,7 @@ def hfrrf_accuracy(model_path: Path, manifest: Path, max_new_tokens: int = 24) -
 def one_seed(seed: int, work: Path, sft_steps: int, rl_steps: int, n_eval: int, temperature: float, lr: float,
              kl: float) -> dict:  # fmt: skip
     from pipeline.config import build
-    from pipeline.tiny_models import build_tiny_model
+    from pipeline.models.tiny import build_tiny_model
     from rl.ptst.config import PTSTConfig, Stage
     from rl.ptst.data import load_split, trl_rows
     from rl.ptst.trl_engine import run_stage

@@ -111,7 +111,7 @@ def naive_math_verify(items):
 def naive_ovd(items):
     from coco_reference import pycocotools_map
 
-    from pipeline.boxes import parse_boxes
+    from pipeline.grading.boxes import parse_boxes
 
     out = []
     for response, info in items:
@@ -129,7 +129,7 @@ def timed(fn, *args) -> tuple[float, object]:
 
 
 def run(n: int, workers: int, naive_n: int) -> list[dict]:
-    import pipeline.mathverify as mv
+    import pipeline.grading.mathverify as mv
     from rl.rewards.registry import score, score_batch
 
     rng = random.Random(0)

@@ -21,10 +21,10 @@ from benchmarks.common import save_result
 def main(argv=None) -> int:
     import torch
 
-    from pipeline.demo_data import generate_demo_data
-    from pipeline.manifest import read_manifest
-    from pipeline.models import load_model_and_processor
-    from pipeline.tiny_models import build_tiny_model
+    from pipeline.data.demo_data import generate_demo_data
+    from pipeline.data.manifest import read_manifest
+    from pipeline.models.load import load_model_and_processor
+    from pipeline.models.tiny import build_tiny_model
     from rl.sft.collator import VLMCollator
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from coldstart.filters import FilterConfig
-from coldstart.teachers import TeacherConfig
+from pipeline.generation import TeacherConfig
 
 
 @dataclass

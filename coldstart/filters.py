@@ -15,7 +15,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from pipeline.answers import answer_matches, normalize_text
+from pipeline.grading.answers import answer_matches, normalize_text
 
 RULES = ("answer_match", "format", "consistency", "truncated", "repetition", "mixed_language", "length",
          "near_duplicate")  # fmt: skip

@@ -13,11 +13,11 @@ from coldstart.output import build_records, filter_report, write_outputs
 from coldstart.runner import Generation, uid
 from coldstart.steps import load_steps
 from coldstart.store import StepStore
-from coldstart.teachers import make_teacher
+from pipeline.generation import make_teacher
 from pipeline.config import CONFIG_DIR, load_config, to_dict
 from pipeline.errors import ConfigError, Vr1Error
 from pipeline.io import write_json, write_jsonl
-from pipeline.manifest import Manifest, read_manifest
+from pipeline.data.manifest import Manifest, read_manifest
 from pipeline.progress import LOG
 from pipeline.rundir import create_run_dir
 

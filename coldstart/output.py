@@ -8,10 +8,10 @@ from pathlib import Path
 
 from coldstart.filters import Candidate, FilterConfig, apply_filters
 from coldstart.runner import SampleResult, uid
-from pipeline.images import resolve_image
+from pipeline.data.images import resolve_image
 from pipeline.io import write_json, write_jsonl
-from pipeline.schema import Sample
-from pipeline.writers import write_hf_dataset, write_sharegpt
+from pipeline.data.schema import Sample
+from pipeline.data.writers import write_hf_dataset, write_sharegpt
 
 
 def candidate(sample: Sample, res: SampleResult) -> Candidate:

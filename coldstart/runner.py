@@ -11,9 +11,9 @@ from pathlib import Path
 
 from coldstart.steps import Step
 from coldstart.store import StepStore, record_key
-from coldstart.teachers import Teacher, TeacherError
+from pipeline.generation import Teacher, TeacherError
 from pipeline.progress import progress
-from pipeline.schema import Sample
+from pipeline.data.schema import Sample
 
 
 @dataclass

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coldstart.store import content_hash
-from coldstart.teachers import ChatRequest, Completion
+from pipeline.generation import ChatRequest, Completion
 from pipeline.errors import ConfigError
-from pipeline.images import resolve_image
-from pipeline.schema import Sample, format_choices
+from pipeline.data.images import resolve_image
+from pipeline.data.schema import Sample, format_choices
 
 STEP_NAMES = ("pseudo_cot", "description", "reasoning")
 ROLE = {"pseudo_cot": "vlm", "description": "vlm", "reasoning": "reasoner"}

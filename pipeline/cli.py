@@ -22,6 +22,7 @@ STAGES: dict[str, tuple[str, str, str | None]] = {
     "ptst": ("PTST: staged GRPO with the hard format-result reward (verl or TRL)", "#6", "rl.ptst.main:run"),
     "eval": ("evaluate a checkpoint on benchmarks (accuracy, response lengths)", "later issues", None),
 }
+INSPECT_ENTRY = "coldstart.inspect:run"
 
 
 def _out(msg: str) -> None:
@@ -29,7 +30,7 @@ def _out(msg: str) -> None:
 
 
 def cmd_demo_data(args) -> int:
-    from pipeline.demo_data import TASKS, generate_demo_data
+    from pipeline.data.demo_data import TASKS, generate_demo_data
 
     tasks = tuple(args.tasks.split(",")) if args.tasks else TASKS
     unknown = set(tasks) - set(TASKS)
@@ -45,7 +46,7 @@ def cmd_demo_data(args) -> int:
 
 
 def cmd_tiny_model(args) -> int:
-    from pipeline.tiny_models import build_tiny_model, folder_digest
+    from pipeline.models.tiny import build_tiny_model, folder_digest
 
     families = ["qwen2_vl", "qwen2_5_vl", "internvl"] if args.family == "all" else [args.family]
     for fam in families:
@@ -57,7 +58,7 @@ def cmd_tiny_model(args) -> int:
 
 
 def cmd_check_data(args) -> int:
-    from pipeline.check import check_manifest
+    from pipeline.data.check import check_manifest
     from pipeline.io import write_json, write_jsonl
     from pipeline.rundir import create_run_dir
 
@@ -81,10 +82,13 @@ def cmd_check_data(args) -> int:
     return 1 if bad and not args.allow_problems else 0
 
 
-def cmd_inspect(args) -> int:
-    from coldstart.inspect import run
+def call_entry(entry: str, args: argparse.Namespace) -> int:
+    """Run `module:function` (the way console-script entry points name a command), so that this package never
+    imports a stage: the stages build on pipeline, never the other way round."""
+    import importlib
 
-    return run(args)
+    module, fn = entry.split(":")
+    return getattr(importlib.import_module(module), fn)(args)
 
 
 def _stage_runner(stage: str) -> Callable[[argparse.Namespace], int]:
@@ -92,10 +96,7 @@ def _stage_runner(stage: str) -> Callable[[argparse.Namespace], int]:
         help_text, issue, entry = STAGES[stage]
         if entry is None:
             raise Vr1Error(f"`vr1 {stage}` ({help_text}) is not in this build yet; it arrives with issue {issue}")
-        import importlib
-
-        module, fn = entry.split(":")
-        return getattr(importlib.import_module(module), fn)(args)
+        return call_entry(entry, args)
 
     return run
 
@@ -123,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dropped-by", help="print samples dropped by this rule")
     sp.add_argument("--limit", type=int, default=5)
     sp.add_argument("--runs-root", default="runs")
-    sp.set_defaults(func=cmd_inspect)
+    sp.set_defaults(func=lambda args: call_entry(INSPECT_ENTRY, args))
 
     sp = sub.add_parser(
         "demo-data",

@@ -21,7 +21,7 @@ def fixtures(tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory) -> Path:
-    from pipeline.demo_data import generate_demo_data
+    from pipeline.data.demo_data import generate_demo_data
 
     out = tmp_path_factory.mktemp("demo")
     generate_demo_data(out, n_train=40, n_test=10, seed=0)
@@ -30,7 +30,7 @@ def demo_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> dict[str, Path]:
-    from pipeline.tiny_models import build_tiny_model
+    from pipeline.models.tiny import build_tiny_model
 
     root = tmp_path_factory.mktemp("tiny")
     return {fam: build_tiny_model(fam, root / fam, seed=0) for fam in ("qwen2_vl", "qwen2_5_vl", "internvl")}

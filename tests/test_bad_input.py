@@ -7,7 +7,7 @@ import pytest
 from conftest import make_image
 
 from pipeline.errors import DataError
-from pipeline.manifest import Manifest, read_manifest
+from pipeline.data.manifest import Manifest, read_manifest
 
 
 def good(i, **kw):

@@ -135,7 +135,7 @@ def test_tiny_model_cli(tmp_path):
 
 
 def test_shipped_manifests_parse():
-    from pipeline.manifest import Manifest
+    from pipeline.data.manifest import Manifest
 
     shipped = sorted((Path(__file__).parent.parent / "data_manifests").glob("*.yaml"))
     assert len(shipped) >= 5

@@ -3,9 +3,9 @@
 import json
 import re
 
-from pipeline.demo_data import TASKS, generate_demo_data
-from pipeline.manifest import Manifest, read_manifest
-from pipeline.tiny_models import folder_digest
+from pipeline.data.demo_data import TASKS, generate_demo_data
+from pipeline.data.manifest import Manifest, read_manifest
+from pipeline.models.tiny import folder_digest
 
 SOLUTION = re.compile(r"^<think>\n.+\n</think>\n<answer>([^<]+)</answer>$", re.S)
 

@@ -10,7 +10,7 @@ def test_broken_torchvision_fails_fast_with_the_fix(tmp_path):
     fake.mkdir()
     (fake / "__init__.py").write_text("raise OSError('libcudart.so.13: cannot open shared object file')\n")
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    out = subprocess.run([sys.executable, "-c", "import pipeline.models"], capture_output=True, text=True, env=env)
+    out = subprocess.run([sys.executable, "-c", "import pipeline.models.load"], capture_output=True, text=True, env=env)
     assert out.returncode != 0
     assert "torchvision is installed but cannot be imported" in out.stderr
     assert "pip uninstall -y torchvision" in out.stderr and "libcudart" in out.stderr

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.cli import main
-from pipeline.manifest import Manifest
+from pipeline.data.manifest import Manifest
 
 METRIC_KEYS = {"reward_mean", "format_rate", "accuracy", "response_length_mean", "response_length_max", "kl",
                "clip_ratio"}
@@ -77,7 +77,7 @@ def test_interrupted_stage_resumes(tiny_models, demo_dir, tmp_path):
 
 
 def test_rl_data_parquet_and_validation(tiny_models, demo_dir, tmp_path):
-    from pipeline.models import load_processor
+    from pipeline.models.load import load_processor
     from rl.ptst.config import RLData
     from rl.ptst.data import load_split, validate, write_parquet
 
@@ -97,6 +97,6 @@ def test_rl_data_parquet_and_validation(tiny_models, demo_dir, tmp_path):
         assert extra["answer_type"] == s.answer_type and json.loads(extra["choices"]) == s.choices
         assert json.loads(extra["image_sizes"]) == [[224, 224]] * len(s.images)
     back = Manifest.from_dict({"name": "rt", "format": "verl_parquet", "path": "train.parquet"}, base=tmp_path)
-    from pipeline.manifest import read_manifest
+    from pipeline.data.manifest import read_manifest
 
     assert [s.id for s in read_manifest(back).samples] == [s.id for s, _ in keep]

@@ -6,8 +6,8 @@ import json
 import pytest
 from conftest import make_image
 
-from pipeline.manifest import Manifest, read_manifest
-from pipeline.writers import write_hf_dataset, write_sharegpt, write_verl_parquet
+from pipeline.data.manifest import Manifest, read_manifest
+from pipeline.data.writers import write_hf_dataset, write_sharegpt, write_verl_parquet
 
 
 def read(base, **raw):

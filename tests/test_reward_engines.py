@@ -57,7 +57,7 @@ def test_verl_naive_reward_manager_end_to_end(verl_reward_fn, tiny_models):
     from verl import DataProto
     from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
 
-    from pipeline.models import load_processor
+    from pipeline.models.load import load_processor
 
     tok = load_processor(tiny_models["qwen2_5_vl"]).tokenizer
     cfg = verl_config([])
@@ -103,7 +103,7 @@ def test_trl_grpo_step_with_vr1_rewards(tiny_models, tmp_path):
     from PIL import Image
     from trl import GRPOConfig, GRPOTrainer
 
-    from pipeline.models import load_model_and_processor
+    from pipeline.models.load import load_model_and_processor
     from rl.rewards.trl_rewards import accuracy_reward, format_reward, hfrrf_reward
 
     model, processor = load_model_and_processor(tiny_models["qwen2_5_vl"])

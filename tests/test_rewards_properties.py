@@ -10,7 +10,7 @@ from coco_reference import pycocotools_map
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.mathverify import MathVerifyPool
+from pipeline.grading.mathverify import MathVerifyPool
 from rl.rewards.detection import coco_map, ovd_reward
 from rl.rewards.registry import PRESETS, REWARDS, score
 
@@ -141,7 +141,7 @@ def test_math_pool_from_threads_and_after_a_worker_dies():
 
 def test_a_hanging_comparison_is_killed_and_scores_zero(tmp_path):
     """Big-integer arithmetic in C ignores signals; the parent's deadline must stop it."""
-    from pipeline.mathverify import WORKER_SCRIPT
+    from pipeline.grading.mathverify import WORKER_SCRIPT
 
     script = tmp_path / "hanging_worker.py"
     script.write_text(open(WORKER_SCRIPT).read().replace(

@@ -204,7 +204,7 @@ def test_a_raising_user_reward_scores_zero(tmp_path):
     ("", "number", None, "empty gold"),
 ])
 def test_gold_answers_are_checked_before_training(gold, answer_type, choices, problem):
-    from pipeline.answers import gold_answer_problem
+    from pipeline.grading.answers import gold_answer_problem
 
     got = gold_answer_problem(gold, answer_type, choices)
     assert (got is None) if problem is None else (problem in got), got

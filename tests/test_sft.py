@@ -11,7 +11,7 @@ from PIL import Image
 from pipeline.cli import main
 from pipeline.config import build
 from pipeline.errors import Vr1Error
-from pipeline.models import load_model_and_processor
+from pipeline.models.load import load_model_and_processor
 from rl.sft.collator import VLMCollator
 from rl.sft.config import SFTConfig, SFTData
 from rl.sft.data import preflight

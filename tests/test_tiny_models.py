@@ -8,8 +8,8 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline.models import load_model_and_processor
-from pipeline.tiny_models import REASONING_TOKENS, build_tiny_model, folder_digest
+from pipeline.models.load import load_model_and_processor
+from pipeline.models.tiny import REASONING_TOKENS, build_tiny_model, folder_digest
 
 FAMILIES = ["qwen2_vl", "qwen2_5_vl", "internvl"]
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.answers import gold_answer_problem
-from pipeline.images import resolve_image
-from pipeline.manifest import Manifest, read_manifest
+from pipeline.grading.answers import gold_answer_problem
+from pipeline.data.images import resolve_image
+from pipeline.data.manifest import Manifest, read_manifest
 from pipeline.progress import progress
-from pipeline.schema import Sample, format_choices
-from pipeline.writers import write_verl_parquet
+from pipeline.data.schema import Sample, format_choices
+from pipeline.data.writers import write_verl_parquet
 from rl.ptst.config import RLData
 
 
@@ -62,7 +62,7 @@ def validate(items: list[tuple[Sample, Path]], processor, cfg: RLData,
 
 
 def reward_info(s: Sample, root: Path) -> dict:
-    from pipeline.images import image_size
+    from pipeline.data.images import image_size
 
     return {"answer": s.answer, "answer_type": s.answer_type, "choices": s.choices,
             "image_sizes": [list(image_size(resolve_image(root, r, "images"))) for r in s.images],

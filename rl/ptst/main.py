@@ -35,7 +35,7 @@ def stage_start(cfg: PTSTConfig, run_dir: Path, k: int) -> Path:
 
 def prepare_data(cfg: PTSTConfig, run_dir: Path, start: Path, engine: str) -> dict:
     """Validate the prompt sets once per run and write them for the engine (parquet for verl, rows for TRL)."""
-    from pipeline.models import load_processor, set_pixel_budget
+    from pipeline.models.load import load_processor, set_pixel_budget
     from rl.ptst.data import load_split, trl_rows, validate, write_parquet
 
     data_dir = run_dir / "data"

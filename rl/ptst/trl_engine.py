@@ -30,7 +30,7 @@ def run_stage(cfg: PTSTConfig, index: int, stage: Stage, start: Path, stage_dir:
     import torch
     from trl import GRPOConfig, GRPOTrainer
 
-    from pipeline.models import load_model_and_processor, save_model_folder, set_pixel_budget
+    from pipeline.models.load import load_model_and_processor, save_model_folder, set_pixel_budget
     from rl.rewards.trl_rewards import make_trl_reward
     from rl.train_utils import jsonl_metrics, last_complete_checkpoint
 

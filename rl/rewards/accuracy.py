@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pipeline.answers import answer_matches
+from pipeline.grading.answers import answer_matches
 from rl.rewards.format import answer_block, format_reward
 
 

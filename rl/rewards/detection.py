@@ -13,8 +13,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from pipeline.boxes import BoxParseError, parse_bbox, parse_boxes
-from pipeline.images import smart_resize
+from pipeline.grading.boxes import BoxParseError, parse_bbox, parse_boxes
+from pipeline.data.images import smart_resize
 from rl.rewards.format import answer_block
 
 FRAMES = ("abs_original", "abs_resized", "grid1000", "normalized")

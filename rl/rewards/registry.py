@@ -13,8 +13,8 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from pipeline.answers import ACCURACY, clean_answer, expression_fast_path
-from pipeline.mathverify import default_pool
+from pipeline.grading.answers import ACCURACY, clean_answer, expression_fast_path
+from pipeline.grading.mathverify import default_pool
 from rl.rewards.accuracy import accuracy_reward, hfrrf_from, hfrrf_reward
 from rl.rewards.detection import det_confidence_reward, det_iou_reward, ovd_reward, rec_iou_reward
 from rl.rewards.format import answer_block, format_reward

@@ -9,8 +9,8 @@ from pathlib import Path
 from PIL import Image
 
 from pipeline.errors import Vr1Error
-from pipeline.images import resolve_image
-from pipeline.manifest import Manifest, read_manifest
+from pipeline.data.images import resolve_image
+from pipeline.data.manifest import Manifest, read_manifest
 from pipeline.progress import LOG, progress
 from rl.sft.config import SFTData
 

@@ -3,7 +3,7 @@ projector frozen. Parameter groups are named per family, so a frozen part is rea
 
 from __future__ import annotations
 
-from pipeline.models import family_of_model
+from pipeline.models.load import family_of_model
 
 VISION = {"qwen2_vl": "model.visual.", "qwen2_5_vl": "model.visual.", "internvl": "model.vision_tower."}
 PROJECTOR = {"qwen2_vl": "model.visual.merger.", "qwen2_5_vl": "model.visual.merger.",

@@ -43,7 +43,7 @@ def train(cfg: SFTConfig, run_dir: Path, runs_root: str | Path = "runs") -> dict
     from trl import SFTConfig as TRLConfig
     from trl import SFTTrainer
 
-    from pipeline.models import (
+    from pipeline.models.load import (
         family_of_model,
         load_model_and_processor,
         save_model_folder,

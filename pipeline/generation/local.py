@@ -12,7 +12,7 @@ import time
 
 from PIL import Image
 
-from coldstart.teachers.base import (
+from pipeline.generation.base import (
     ChatRequest,
     Completion,
     TeacherConfig,
@@ -27,7 +27,7 @@ class TransformersTeacher:
     def __init__(self, cfg: TeacherConfig):
         import torch
 
-        from pipeline.models import load_model_and_processor
+        from pipeline.models.load import load_model_and_processor
 
         self.cfg = cfg
         self.model_name = cfg.model

@@ -15,15 +15,15 @@ from pathlib import Path
 import yaml
 
 from pipeline.errors import ConfigError, DataError, FieldError, Loc
-from pipeline.formats import CONVERTERS, ConvertContext, SkipRecord
-from pipeline.images import (
+from pipeline.data.formats import CONVERTERS, ConvertContext, SkipRecord
+from pipeline.data.images import (
     normalize_image_ref,
     relative_to_root,
     resolve_image,
     store_embedded_image,
     verify_image,
 )
-from pipeline.schema import ANSWER_TYPES, Sample
+from pipeline.data.schema import ANSWER_TYPES, Sample
 
 FORMATS = tuple(CONVERTERS)
 MANIFEST_KEYS = {"name", "format", "path", "image_root", "answer_type", "fields", "coord_frame", "split",

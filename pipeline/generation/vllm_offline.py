@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from coldstart.teachers.base import (
+from pipeline.generation.base import (
     ChatRequest,
     Completion,
     TeacherConfig,

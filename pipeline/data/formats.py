@@ -1,7 +1,7 @@
 """Converters from each published record layout to a `Sample` (layouts: ../shared/reference/formats.md).
 
 A converter takes one raw record (a dict) and a `ConvertContext` and returns a Sample whose `images` may still
-hold embedded image cells (`{"bytes":…, "path":…}` or PIL images); `pipeline.manifest` resolves and checks
+hold embedded image cells (`{"bytes":…, "path":…}` or PIL images); `pipeline.data.manifest` resolves and checks
 them. Converters raise `FieldError(field, message)`; the reader adds file and line.
 """
 
@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.boxes import BoxParseError, dumps_boxes, parse_bbox, parse_boxes
+from pipeline.grading.boxes import BoxParseError, dumps_boxes, parse_bbox, parse_boxes
 from pipeline.errors import FieldError
-from pipeline.schema import ANSWER_TYPES, IMAGE_PLACEHOLDER, Sample, strip_image_placeholders
+from pipeline.data.schema import ANSWER_TYPES, IMAGE_PLACEHOLDER, Sample, strip_image_placeholders
 
 
 class SkipRecord(Exception):

@@ -13,10 +13,10 @@ import json
 import random
 from pathlib import Path
 
-from pipeline.chat_templates import INTERNVL_TEMPLATE, QWEN_VL_TEMPLATE
+from pipeline.models.chat_templates import INTERNVL_TEMPLATE, QWEN_VL_TEMPLATE
 from pipeline.errors import Vr1Error
 from pipeline.io import atomic_path
-from pipeline.models import FAMILIES, save_model_folder
+from pipeline.models.load import FAMILIES, save_model_folder
 
 REASONING_TOKENS = ["<think>", "</think>", "<answer>", "</answer>"]
 QWEN_SPECIAL = [

@@ -6,9 +6,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.answers import gold_answer_problem
+from pipeline.grading.answers import gold_answer_problem
 from pipeline.errors import DataError, Loc
-from pipeline.manifest import Manifest, read_manifest
+from pipeline.data.manifest import Manifest, read_manifest
 
 
 @dataclass

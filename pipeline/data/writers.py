@@ -13,9 +13,9 @@ import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from pipeline.images import image_size, resolve_image
+from pipeline.data.images import image_size, resolve_image
 from pipeline.io import atomic_path, write_json
-from pipeline.schema import IMAGE_PLACEHOLDER, Sample
+from pipeline.data.schema import IMAGE_PLACEHOLDER, Sample
 
 
 def assistant_text(sample: Sample, response_key: str | None = "response") -> str:

@@ -169,7 +169,7 @@ def number_accuracy(pred: str, info: Mapping) -> float:
 
 def expression_fast_path(pred: str, gold: str) -> float | None:
     """Decide without sympy when possible: both plain numbers, or the same string up to spacing."""
-    from pipeline.mathverify import looks_explosive
+    from pipeline.grading.mathverify import looks_explosive
 
     p, g = clean_answer(pred), clean_answer(gold)
     if p is None or g is None or looks_explosive(p):
@@ -189,7 +189,7 @@ def expression_accuracy(pred: str, info: Mapping) -> float:
     fast = expression_fast_path(pred, gold)
     if fast is not None:
         return fast
-    from pipeline.mathverify import default_pool
+    from pipeline.grading.mathverify import default_pool
 
     return default_pool().verify(clean_answer(gold) or "", clean_answer(pred) or "")
 
@@ -254,7 +254,7 @@ def gold_answer_problem(gold: str, answer_type: str, choices: Sequence[str] | No
         cleaned = clean_answer(gold)
         if cleaned is None:
             return f"expression gold '{gold[:40]}' is empty or too long"
-        from pipeline.mathverify import default_pool, looks_explosive
+        from pipeline.grading.mathverify import default_pool, looks_explosive
 
         if not _balanced(cleaned):
             return f"expression gold '{gold[:40]}' does not parse (unbalanced braces)"
@@ -266,7 +266,7 @@ def gold_answer_problem(gold: str, answer_type: str, choices: Sequence[str] | No
         if parse_text(gold) is None:
             return f"{answer_type} gold '{gold[:40]}' is empty after normalisation"
     elif answer_type in ("bbox", "boxes"):
-        from pipeline.boxes import BoxParseError, parse_bbox, parse_boxes
+        from pipeline.grading.boxes import BoxParseError, parse_bbox, parse_boxes
 
         try:
             parse_bbox(gold) if answer_type == "bbox" else parse_boxes(gold)

@@ -15,7 +15,7 @@ import time
 
 import openai
 
-from coldstart.teachers.base import ChatRequest, Completion, TeacherConfig, TeacherError, image_data_url, split_think
+from pipeline.generation.base import ChatRequest, Completion, TeacherConfig, TeacherError, image_data_url, split_think
 from pipeline.errors import ConfigError
 from pipeline.progress import scrub, secret_values
 
