@@ -38,13 +38,13 @@ def server(latency: float, cap: int):
 
 
 def saturation(n: int, latency: float, cap: int, client_factor: int = 2) -> dict:
-    from pipeline.generation import ChatRequest, TeacherConfig
-    from pipeline.generation.openai_http import OpenAITeacher
+    from pipeline.generation import ChatRequest, BackendConfig
+    from pipeline.generation.openai_http import OpenAIBackend
 
     async def go(base_url):
         # the client keeps more requests open than the server serves at once (as one should with vLLM, which
         # queues), so the server's slots never idle while the client handles a response
-        teacher = OpenAITeacher(TeacherConfig(backend="openai", base_url=base_url, model="m",
+        teacher = OpenAIBackend(BackendConfig(backend="openai", base_url=base_url, model="m",
                                               max_concurrency=cap * client_factor))
         reqs = [ChatRequest(text=f"The correct answer is: {i}\n") for i in range(n)]
         await asyncio.gather(*(teacher.complete(r) for r in reqs[:cap]))  # warm the connection pool
@@ -66,8 +66,8 @@ def streaming_vs_staged(n: int, latency: float, cap: int) -> dict:
     from coldstart.runner import Generation
     from coldstart.steps import load_steps
     from coldstart.store import StepStore
-    from pipeline.generation import TeacherConfig
-    from pipeline.generation.openai_http import OpenAITeacher
+    from pipeline.generation import BackendConfig
+    from pipeline.generation.openai_http import OpenAIBackend
     from pipeline.data.demo_data import generate_demo_data
     from pipeline.data.manifest import read_manifest
 
@@ -81,7 +81,7 @@ def streaming_vs_staged(n: int, latency: float, cap: int) -> dict:
     with server(latency, cap) as vlm_url, server(latency, cap) as reasoner_url:
         for mode in ("staged", "stream"):
             async def go(mode=mode):
-                teachers = {role: OpenAITeacher(TeacherConfig(backend="openai", base_url=url, model=role,
+                teachers = {role: OpenAIBackend(BackendConfig(backend="openai", base_url=url, model=role,
                                                               max_concurrency=cap, max_pixels=64 * 64))
                             for role, url in (("vlm", vlm_url), ("reasoner", reasoner_url))}  # fmt: skip
                 stores = {s.name: StepStore(tmp / mode / f"{s.name}.jsonl", fsync=False) for s in steps}

@@ -103,7 +103,7 @@ def one_seed(seed: int, work: Path, sft_steps: int, rl_steps: int, n_eval: int, 
                                   "data": {"max_pixels": 12544, "reward": "hfrrf"},
                                   "grpo": {"learning_rate": lr, "prompts_per_step": 4, "mini_batch_prompts": 4,
                                            "kl_coef": kl, "temperature": temperature}})  # fmt: skip
-    rows = trl_rows(load_split([str(train_manifest)], None))
+    rows = trl_rows(load_split([str(train_manifest)], None), ptst_cfg.data)
     stage_dir = work / "ptst" / "stage_1"
     stage_dir.mkdir(parents=True, exist_ok=True)
     run_stage(ptst_cfg, 1, Stage(24, 8, rl_steps), sft_final, stage_dir, rows)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from coldstart.filters import FilterConfig
-from pipeline.generation import TeacherConfig
+from pipeline.generation import BackendConfig
 
 
 @dataclass
@@ -49,8 +49,8 @@ class OutputConfig:
 @dataclass
 class ColdStartConfig:
     data: DataConfig = field(default_factory=DataConfig)
-    vlm: TeacherConfig = field(default_factory=TeacherConfig)
-    reasoner: TeacherConfig = field(default_factory=TeacherConfig)
+    vlm: BackendConfig = field(default_factory=BackendConfig)
+    reasoner: BackendConfig = field(default_factory=BackendConfig)
     prompts: PromptsConfig = field(default_factory=PromptsConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
     run: RunSettings = field(default_factory=RunSettings)

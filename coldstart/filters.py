@@ -15,7 +15,9 @@ from itertools import pairwise
 
 import numpy as np
 
-from pipeline.grading.answers import answer_matches, normalize_text
+from pipeline.grading.answers import answer_matches
+from pipeline.grading.blocks import ANSWER_CLOSE, ANSWER_OPEN, TAGS, format_response
+from pipeline.grading.normalize import normalize_text
 
 RULES = ("answer_match", "format", "consistency", "truncated", "repetition", "mixed_language", "length",
          "near_duplicate")  # fmt: skip
@@ -63,7 +65,7 @@ class Candidate:
 
     def response(self) -> str:
         """The cold-start target: `<think>…</think><answer>…</answer>`."""
-        return f"<think>\n{self.thinking.strip()}\n</think>\n<answer>{(self.final_answer or '').strip()}</answer>"
+        return format_response(self.thinking, self.final_answer or "")
 
 
 # ---------------------------------------------------------------- drop rules: (candidate, cfg) -> reason | None
@@ -87,11 +89,10 @@ def rule_answer_match(c: Candidate, cfg: FilterConfig) -> str | None:
 
 
 def rule_format(c: Candidate, cfg: FilterConfig) -> str | None:
-    n_answer = c.answer_text.count("<answer>")
-    if n_answer != 1 or c.answer_text.count("</answer>") != 1:
+    n_answer = c.answer_text.count(ANSWER_OPEN)
+    if n_answer != 1 or c.answer_text.count(ANSWER_CLOSE) != 1:
         return f"expected exactly one <answer> block in the output, found {n_answer}"
-    tags = ("<think>", "</think>", "<answer>", "</answer>")
-    if any(t in c.thinking for t in tags):
+    if any(t in c.thinking for t in TAGS):
         return "the thinking contains think/answer tags"
     if not c.thinking.strip():
         return "no thinking"

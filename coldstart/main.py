@@ -13,7 +13,7 @@ from coldstart.output import build_records, filter_report, write_outputs
 from coldstart.runner import Generation, uid
 from coldstart.steps import load_steps
 from coldstart.store import StepStore
-from pipeline.generation import make_teacher
+from pipeline.generation import make_backend
 from pipeline.config import CONFIG_DIR, load_config, to_dict
 from pipeline.errors import ConfigError, Vr1Error
 from pipeline.io import write_json, write_jsonl
@@ -50,10 +50,10 @@ def load_samples(cfg: ColdStartConfig, run_path: Path):
 
 
 def _teachers(cfg: ColdStartConfig) -> dict:
-    vlm = make_teacher(cfg.vlm)
+    vlm = make_backend(cfg.vlm)
     # One in-process model serves both roles when they name the same checkpoint (the demo).
     same = cfg.vlm.backend == cfg.reasoner.backend == "transformers" and cfg.vlm == cfg.reasoner
-    return {"vlm": vlm, "reasoner": vlm if same else make_teacher(cfg.reasoner)}
+    return {"vlm": vlm, "reasoner": vlm if same else make_backend(cfg.reasoner)}
 
 
 async def _generate(gen_args, samples, cfg: ColdStartConfig):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from coldstart.steps import Step
 from coldstart.store import StepStore, record_key
-from pipeline.generation import Teacher, TeacherError
+from pipeline.generation import ChatBackend, GenerationError
 from pipeline.progress import progress
 from pipeline.data.schema import Sample
 
@@ -39,7 +39,7 @@ def uid(sample: Sample) -> str:
 
 
 class Generation:
-    def __init__(self, steps: list[Step], teachers: dict[str, Teacher], stores: dict[str, StepStore],
+    def __init__(self, steps: list[Step], teachers: dict[str, ChatBackend], stores: dict[str, StepStore],
                  image_roots: dict[str, Path], retry_failed: bool = True):  # fmt: skip
         self.steps = steps
         self.teachers = teachers
@@ -66,7 +66,7 @@ class Generation:
             t0 = time.perf_counter()
             try:
                 completion = await teacher.complete(request)
-            except TeacherError as e:
+            except GenerationError as e:
                 rec = {**base, "status": "failed", "error": e.reason, "attempts": e.attempts}
                 stats.failed += 1
                 stats.retries += max(0, e.attempts - 1)

@@ -3,7 +3,6 @@ the sample (plus earlier outputs), and read the fields out of the completion."""
 
 from __future__ import annotations
 
-import re
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,9 @@ from coldstart.store import content_hash
 from pipeline.generation import ChatRequest, Completion
 from pipeline.errors import ConfigError
 from pipeline.data.images import resolve_image
-from pipeline.data.schema import Sample, format_choices
+from pipeline.data.schema import Sample
+from pipeline.grading.blocks import final_answer
+from pipeline.grading.choices import format_choices, lists_choices
 
 STEP_NAMES = ("pseudo_cot", "description", "reasoning")
 ROLE = {"pseudo_cot": "vlm", "description": "vlm", "reasoning": "reasoner"}
@@ -23,8 +24,6 @@ FIELDS = {
 }
 ANSWER_HINT = {"choice": " (only the option's letter)", "number": " (only the number)",
                "expression": " (only the exact expression, in LaTeX)", "text": "", "label": ""}  # fmt: skip
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
-_FINAL = re.compile(r"final answer\s*[:：]\s*(.+?)\s*$", re.S | re.I)
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ class Prompt:
 
 def choices_block(sample: Sample) -> str:
     """The options, unless the question already lists them (most sources embed them in the question)."""
-    if not sample.choices or "A." in sample.question or "(A)" in sample.question:
+    if not sample.choices or lists_choices(sample.question):
         return ""
     return "Options:\n" + format_choices(sample.choices) + "\n"
 
@@ -83,15 +82,6 @@ class Step:
             out["thinking"] = (completion.reasoning or "").strip() or None
             out["final_answer"] = final_answer(completion.text)
         return out
-
-
-def final_answer(text: str) -> str | None:
-    """The answer the reasoner committed to: its last `<answer>` block, else a trailing `Final Answer:` line."""
-    blocks = _ANSWER.findall(text)
-    if blocks:
-        return blocks[-1].strip() or None
-    m = _FINAL.search(text)
-    return m.group(1).strip() if m else None
 
 
 def load_steps(prompt_paths: dict[str, str]) -> list[Step]:

@@ -18,7 +18,7 @@ from pipeline.rundir import create_run_dir, latest_run
 
 
 @dataclass
-class Teacher:
+class ChatBackend:
     base_url: str = "http://127.0.0.1:8000/v1"
     api_key_env: str = "OPENAI_API_KEY"
     max_concurrency: int = 8
@@ -30,7 +30,7 @@ class Cfg:
     name: str = "x"
     steps: int = 10
     use_lora: bool = False
-    teacher: Teacher = field(default_factory=Teacher)
+    teacher: ChatBackend = field(default_factory=ChatBackend)
     stages: list[int] = field(default_factory=lambda: [4096, 8192])
     note: str | None = None
 

@@ -89,7 +89,7 @@ def test_rl_data_parquet_and_validation(tiny_models, demo_dir, tmp_path):
     assert len(keep) == 10 and [p["id"] for p in problems] == ["bad"]
     _, too_long = validate(items[:2], processor, RLData(max_prompt_length=20))
     assert len(too_long) == 2 and "max_prompt_length 20" in too_long[0]["reason"]
-    table = pq.read_table(write_parquet(keep, tmp_path / "train.parquet", "train")).to_pylist()
+    table = pq.read_table(write_parquet(keep, tmp_path / "train.parquet", "train", RLData())).to_pylist()
     for row, (s, _) in zip(table, keep, strict=True):
         assert row["prompt"][0]["content"].count("<image>") == len(row["images"]) == len(s.images)
         assert row["reward_model"] == {"style": "rule", "ground_truth": s.answer}

@@ -119,7 +119,8 @@ def test_packing_equals_padded(family, tiny_models, rows):
 
 def test_modes_freeze_what_they_say(tiny_models):
     from rl.sft.config import LoRA
-    from rl.sft.modes import apply_mode, part_of
+    from pipeline.models.parts import part_of
+    from rl.sft.modes import apply_mode
 
     for family in FAMILIES:
         for mode, frozen in (("freeze_vision", {"vision"}), ("freeze_projector", {"projector"}),

@@ -17,7 +17,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from pipeline.io import atomic_write_text, write_jsonl
 from pipeline.progress import progress
-from pipeline.data.schema import Sample, format_choices
+from pipeline.data.schema import Sample
+from pipeline.grading.choices import format_choices
 
 SIZE = 224
 COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "yellow": (230, 200, 30),

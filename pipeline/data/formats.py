@@ -14,7 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.grading.blocks import answer_block, final_answer
 from pipeline.grading.boxes import BoxParseError, dumps_boxes, parse_bbox, parse_boxes
+from pipeline.grading.choices import extract_choices, gold_letter
 from pipeline.errors import FieldError
 from pipeline.data.schema import ANSWER_TYPES, IMAGE_PLACEHOLDER, Sample, strip_image_placeholders
 
@@ -82,31 +84,12 @@ def _check_placeholders(text: str, n_images: int, name: str) -> None:
         raise FieldError(name, f"has {n} '<image>' placeholder(s) but the record has {n_images} image(s)")
 
 
-_CHOICE_LINE = re.compile(r"^\s*\(?([A-H])[\.\):]\s+(.+?)\s*$", re.M)
-_LETTER_ANSWER = re.compile(
-    r"^\s*(?:the\s+(?:correct\s+)?answer\s+is\s*:?\s*|final\s+answer\s*:?\s*|option\s+)?\(?([A-H])\)?\s*[\.:]?\s*$",
-    re.I,
-)
 _NUMBER = re.compile(r"^\s*[-+]?(?:\d+(?:,\d{3})*(?:\.\d+)?|\.\d+)(?:e[-+]?\d+)?\s*%?\s*$", re.I)
 _LATEX = re.compile(r"\\[a-zA-Z]+|[\^_{}]|\d\s*/\s*\d")
 
 
-def extract_choices(question: str) -> list[str] | None:
-    """Option lines like `A. 3`, `(B) 4`, `C: 5` in order A, B, C…; None when the question has no such list."""
-    found = _CHOICE_LINE.findall(question)
-    letters = [letter for letter, _ in found]
-    if len(found) >= 2 and letters == [chr(ord("A") + i) for i in range(len(found))]:
-        return [text for _, text in found]
-    return None
-
-
-def letter_of(answer: str) -> str | None:
-    m = _LETTER_ANSWER.match(answer)
-    return m.group(1).upper() if m else None
-
-
 def infer_answer_type(answer: str, choices: list[str] | None) -> str:
-    if choices and letter_of(answer):
+    if choices and gold_letter(answer):
         return "choice"
     if _NUMBER.match(answer):
         return "number"
@@ -137,7 +120,7 @@ def finish(
     if atype not in ANSWER_TYPES:
         raise FieldError("answer_type", f"'{atype}' is not one of {', '.join(ANSWER_TYPES)}")
     if atype == "choice":
-        letter = letter_of(answer)
+        letter = gold_letter(answer)
         if letter is None and choices and answer in choices:  # MathVista stores the choice text
             letter = chr(ord("A") + choices.index(answer))
         if letter is None:
@@ -219,8 +202,8 @@ def convert_llava_cot(rec: dict, ctx: ConvertContext) -> Sample:
     answer = m.group(1).strip()
     question = strip_image_placeholders(question)
     choices = extract_choices(question)
-    if choices and letter_of(answer):
-        answer = letter_of(answer)
+    if choices and gold_letter(answer):
+        answer = gold_letter(answer)
     meta = {"reference_response": response}
     if rest:
         meta["extra_turns"] = [list(t) for t in rest]
@@ -241,26 +224,18 @@ def convert_mulberry(rec: dict, ctx: ConvertContext) -> Sample:
     answer = response.rsplit(_MULBERRY_FINAL, 1)[1].strip()
     question = strip_image_placeholders(question)
     choices = extract_choices(question)
-    if choices and letter_of(answer):
-        answer = letter_of(answer)
+    if choices and gold_letter(answer):
+        answer = gold_letter(answer)
     return finish(ctx, id=record_id(rec, ctx), question=question, answer=answer, images=images, choices=choices,
                   meta={"reference_response": response})  # fmt: skip
 
 
-_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.S)
-_FINAL_ANSWER = re.compile(r"Final Answer\s*:\s*(.*)\s*$", re.S | re.I)
-
-
 def answer_from_response(response: str) -> str | None:
-    """The final answer of a `<think>…</think><answer>…</answer>` or `…</think>\\n\\nFinal Answer:X` response."""
-    m = _ANSWER_TAG.search(response)
-    text = m.group(1) if m else response.rsplit("</think>", 1)[-1]
-    fm = _FINAL_ANSWER.search(text)
-    if fm:
-        text = fm.group(1)
-    elif not m:
+    """The final answer of a `<think>…</think><answer>…</answer>` or `…</think>\\n\\nFinal Answer:X` response,
+    with the two spellings published cold-start sets use for plain answers undone ("option B", "12.")."""
+    text = final_answer(response)
+    if text is None:
         return None
-    text = text.strip()
     opt = re.fullmatch(r"option\s+([A-H])\.?", text, re.I)
     return opt.group(1).upper() if opt else text.rstrip(".") if re.fullmatch(r"[-+]?\d+(\.\d+)?\.", text) else text
 
@@ -309,8 +284,7 @@ def convert_visual_rft(rec: dict, ctx: ConvertContext) -> Sample:
     images = _as_image_list(_get(rec, ("image_path", "image"), (str, list, dict, object)), "image_path")
     problem = _get(rec, ctx.column("question", "problem"), str)
     solution = _get(rec, ctx.column("answer", "solution"), str)
-    m = _ANSWER_TAG.search(solution)
-    answer = m.group(1).strip() if m else solution.strip()
+    answer = answer_block(solution) or solution.strip()
     atype = None
     if ctx.answer_type == "auto":
         atype = "boxes" if ("Position" in answer or answer.lower().startswith("no object")) else "label"
@@ -381,9 +355,8 @@ def convert_columns(rec: dict, ctx: ConvertContext) -> Sample:
     if IMAGE_PLACEHOLDER in question:
         _check_placeholders(question, len(images), ctx.column("question", "question")[0])
     answer = str(answer)
-    m = _ANSWER_TAG.search(answer)
     return finish(ctx, id=record_id(rec, ctx), question=strip_image_placeholders(question),
-                  answer=m.group(1).strip() if m else answer, images=images, choices=rec.get("choices"))  # fmt: skip
+                  answer=answer_block(answer) or answer, images=images, choices=rec.get("choices"))  # fmt: skip
 
 
 CONVERTERS: dict[str, Callable[[dict, ConvertContext], Sample]] = {

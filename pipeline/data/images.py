@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-import math
 import os
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
 from pipeline.errors import FieldError
+from pipeline.grading.geometry import budget_size
 from pipeline.io import atomic_write_bytes
 
 
@@ -93,18 +93,9 @@ def store_embedded_image(root: Path, data: bytes, name_hint: str | None, field: 
     return rel
 
 
-def smart_resize(width: int, height: int, factor: int = 28, min_pixels: int = 56 * 56,
-                 max_pixels: int = 14 * 14 * 4 * 1280) -> tuple[int, int]:  # fmt: skip
-    """The (width, height) Qwen2-VL / Qwen2.5-VL resize an image to: sides multiples of `factor`, area within
-    [min_pixels, max_pixels], aspect ratio kept as closely as possible (the processors' own rule)."""
-    h_bar = max(factor, round(height / factor) * factor)
-    w_bar = max(factor, round(width / factor) * factor)
-    if h_bar * w_bar > max_pixels:
-        beta = math.sqrt(height * width / max_pixels)
-        h_bar = max(factor, math.floor(height / beta / factor) * factor)
-        w_bar = max(factor, math.floor(width / beta / factor) * factor)
-    elif h_bar * w_bar < min_pixels:
-        beta = math.sqrt(min_pixels / (height * width))
-        h_bar = math.ceil(height * beta / factor) * factor
-        w_bar = math.ceil(width * beta / factor) * factor
-    return w_bar, h_bar
+def fit_pixels(im: Image.Image, max_pixels: int) -> Image.Image:
+    """The image shrunk (aspect kept) to at most `max_pixels`; smaller images are returned as they are."""
+    w, h = im.size
+    if w * h <= max_pixels:
+        return im
+    return im.resize(budget_size(w, h, max_pixels), Image.BICUBIC)

@@ -52,14 +52,5 @@ class Sample:
         return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=True)
 
 
-def choice_letter(index: int) -> str:
-    return chr(ord("A") + index)
-
-
-def format_choices(choices: list[str]) -> str:
-    """Options rendered the way most multimodal math benchmarks show them: `A. text` per line."""
-    return "\n".join(f"{choice_letter(i)}. {c}" for i, c in enumerate(choices))
-
-
 def strip_image_placeholders(text: str) -> str:
     return text.replace(IMAGE_PLACEHOLDER, "").strip()

@@ -13,7 +13,8 @@ import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from pipeline.data.images import image_size, resolve_image
+from pipeline.data.images import resolve_image
+from pipeline.data.reward_info import reward_columns, reward_info
 from pipeline.io import atomic_path, write_json
 from pipeline.data.schema import IMAGE_PLACEHOLDER, Sample
 
@@ -138,15 +139,19 @@ def write_verl_parquet(
     split: str = "train",
     prompt_fn: Callable[[Sample], str] = default_verl_prompt,
     ability: str = "math",
+    pixel_budget: tuple[int, int] | None = None,
 ) -> Path:
-    """verl's multimodal parquet (geo3k layout). `extra_info` carries answer_type, choices, image sizes and the
-    rest of the Sample, which verl passes to `compute_score`."""
+    """verl's multimodal parquet (geo3k layout). `extra_info` carries the reward columns
+    (`pipeline.data.reward_info`, with `pixel_budget` = the policy's (min_pixels, max_pixels)) and the rest of
+    the Sample; verl passes it to `compute_score`."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     rows = []
     for i, s in enumerate(samples):
-        sizes = [list(image_size(source_image(image_root, s, rel))) for rel in s.images]
+        min_pixels, max_pixels = pixel_budget or (None, None)
+        info = reward_info(s, lambda rel, s=s: source_image(image_root, s, rel), min_pixels=min_pixels,
+                           max_pixels=max_pixels)  # fmt: skip
         rows.append({
             "data_source": s.source,
             "prompt": [{"role": "user", "content": prompt_fn(s)}],
@@ -154,9 +159,8 @@ def write_verl_parquet(
             "ability": ability,
             "reward_model": {"style": "rule", "ground_truth": s.answer},
             "extra_info": {
-                "split": split, "index": i, "id": s.id, "question": s.question, "answer": s.answer,
-                "answer_type": s.answer_type, "choices": json.dumps(s.choices),
-                "image_sizes": json.dumps(sizes), "meta": json.dumps(s.meta, ensure_ascii=False),
+                "split": split, "index": i, "id": s.id, "question": s.question, **reward_columns(info),
+                "meta": json.dumps(s.meta, ensure_ascii=False),
             },
         })  # fmt: skip
     string = pa.string()
@@ -168,7 +172,8 @@ def write_verl_parquet(
         ("reward_model", pa.struct([("style", string), ("ground_truth", string)])),
         ("extra_info", pa.struct([("split", string), ("index", pa.int64()), ("id", string), ("question", string),
                                   ("answer", string), ("answer_type", string), ("choices", string),
-                                  ("image_sizes", string), ("meta", string)])),
+                                  ("coord_frame", string), ("image_sizes", string), ("min_pixels", pa.int64()),
+                                  ("max_pixels", pa.int64()), ("meta", string)])),
     ])  # fmt: skip
     table = pa.Table.from_pylist(rows, schema=schema)
     out = Path(out)

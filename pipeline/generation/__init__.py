@@ -1,19 +1,21 @@
-"""Teacher backends behind one interface; `make_teacher` builds the configured one (importing only what it needs)."""
+"""Chat generation backends behind one interface, for whoever needs a model to answer (the cold-start teachers,
+evaluation): an OpenAI-compatible server, vLLM offline, transformers in-process. `make_backend` builds the
+configured one, importing only what it needs."""
 
-from pipeline.generation.base import ChatRequest, Completion, Teacher, TeacherConfig, TeacherError
+from pipeline.generation.base import ChatRequest, Completion, ChatBackend, BackendConfig, GenerationError
 
-__all__ = ["ChatRequest", "Completion", "Teacher", "TeacherConfig", "TeacherError", "make_teacher"]
+__all__ = ["ChatRequest", "Completion", "ChatBackend", "BackendConfig", "GenerationError", "make_backend"]
 
 
-def make_teacher(cfg: TeacherConfig) -> Teacher:
+def make_backend(cfg: BackendConfig) -> ChatBackend:
     if cfg.backend == "openai":
-        from pipeline.generation.openai_http import OpenAITeacher
+        from pipeline.generation.openai_http import OpenAIBackend
 
-        return OpenAITeacher(cfg)
+        return OpenAIBackend(cfg)
     if cfg.backend == "vllm":
-        from pipeline.generation.vllm_offline import VLLMTeacher
+        from pipeline.generation.vllm_offline import VLLMBackend
 
-        return VLLMTeacher(cfg)
-    from pipeline.generation.local import TransformersTeacher
+        return VLLMBackend(cfg)
+    from pipeline.generation.local import TransformersBackend
 
-    return TransformersTeacher(cfg)
+    return TransformersBackend(cfg)

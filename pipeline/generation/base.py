@@ -1,12 +1,10 @@
-"""The one interface every teacher backend implements, and the pieces they share."""
+"""The one interface every generation backend implements, and the pieces they share."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import io
-import math
-import re
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -14,12 +12,12 @@ from typing import Protocol
 
 from PIL import Image
 
-THINK = re.compile(r"^\s*<think>(.*?)</think>\s*", re.S)
+from pipeline.data.images import fit_pixels
 
 
 @dataclass
-class TeacherConfig:
-    """One role's model: where it runs and how it is asked."""
+class BackendConfig:
+    """One model to generate with: where it runs and how it is asked."""
 
     backend: str = "transformers"  # openai | vllm | transformers
     model: str = ""  # served model name (openai), checkpoint path or hub id (vllm, transformers)
@@ -81,7 +79,7 @@ class Completion:
         return asdict(self)
 
 
-class TeacherError(Exception):
+class GenerationError(Exception):
     """A request that failed for good; `reason` is safe to store (no secrets)."""
 
     def __init__(self, reason: str, attempts: int = 1):
@@ -90,31 +88,14 @@ class TeacherError(Exception):
         self.attempts = attempts
 
 
-class Teacher(Protocol):
-    cfg: TeacherConfig
+class ChatBackend(Protocol):
+    cfg: BackendConfig
     model: str
     max_concurrency: int
 
     async def complete(self, request: ChatRequest) -> Completion: ...
 
     async def aclose(self) -> None: ...
-
-
-def split_think(text: str, reasoning: str | None) -> tuple[str, str | None]:
-    """Servers without a reasoning parser return `<think>…</think>` inline: move it to the reasoning field."""
-    if reasoning is None:
-        m = THINK.match(text)
-        if m:
-            return text[m.end():], m.group(1).strip()
-    return text, reasoning
-
-
-def fit_pixels(im: Image.Image, max_pixels: int) -> Image.Image:
-    w, h = im.size
-    if w * h <= max_pixels:
-        return im
-    scale = math.sqrt(max_pixels / (w * h))
-    return im.resize((max(1, int(w * scale)), max(1, int(h * scale))), Image.BICUBIC)
 
 
 @lru_cache(maxsize=512)

@@ -1,4 +1,4 @@
-"""In-process transformers teacher for local checkpoints (CPU works; the demo runs both roles on tiny models).
+"""In-process transformers backend for local checkpoints (CPU works; the demo runs both roles on tiny models).
 
 Generation runs in a worker thread, one request at a time (a model is not re-entrant), seeded per request so a
 rerun of the same request gives the same text.
@@ -12,19 +12,20 @@ import time
 
 from PIL import Image
 
+from pipeline.data.images import fit_pixels
+from pipeline.grading.blocks import split_think
+
 from pipeline.generation.base import (
     ChatRequest,
     Completion,
-    TeacherConfig,
-    TeacherError,
-    fit_pixels,
+    BackendConfig,
+    GenerationError,
     request_seed,
-    split_think,
 )
 
 
-class TransformersTeacher:
-    def __init__(self, cfg: TeacherConfig):
+class TransformersBackend:
+    def __init__(self, cfg: BackendConfig):
         import torch
 
         from pipeline.models.load import load_model_and_processor
@@ -67,7 +68,7 @@ class TransformersTeacher:
         try:
             return await asyncio.to_thread(self._generate, request)
         except (OSError, ValueError, RuntimeError) as e:
-            raise TeacherError(f"local generation failed: {type(e).__name__}: {str(e)[:200]}") from None
+            raise GenerationError(f"local generation failed: {type(e).__name__}: {str(e)[:200]}") from None
 
     async def aclose(self) -> None:
         return None

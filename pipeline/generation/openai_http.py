@@ -15,7 +15,8 @@ import time
 
 import openai
 
-from pipeline.generation.base import ChatRequest, Completion, TeacherConfig, TeacherError, image_data_url, split_think
+from pipeline.generation.base import ChatRequest, Completion, BackendConfig, GenerationError, image_data_url
+from pipeline.grading.blocks import split_think
 from pipeline.errors import ConfigError
 from pipeline.progress import scrub, secret_values
 
@@ -42,8 +43,8 @@ def retry_after_s(headers) -> float | None:
         return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
-class OpenAITeacher:
-    def __init__(self, cfg: TeacherConfig):
+class OpenAIBackend:
+    def __init__(self, cfg: BackendConfig):
         self.cfg = cfg
         self.model = cfg.model
         self.max_concurrency = cfg.max_concurrency
@@ -95,7 +96,7 @@ class OpenAITeacher:
             except openai.APIStatusError as e:
                 last = f"HTTP {e.status_code}: {str(e.message)[:200]}"
                 if e.status_code not in RETRYABLE_STATUS:
-                    raise TeacherError(scrub(last, self._secrets), attempt + 1) from None
+                    raise GenerationError(scrub(last, self._secrets), attempt + 1) from None
                 hint = retry_after_s(e.response.headers)
             except openai.APITimeoutError:
                 last = f"timed out after {self.cfg.timeout_s:g}s"
@@ -105,7 +106,7 @@ class OpenAITeacher:
                 last = f"malformed response: {type(e).__name__}: {str(e)[:120]}"
             if attempt < self.cfg.max_retries:
                 await asyncio.sleep(self._backoff(attempt, hint))
-        raise TeacherError(scrub(f"gave up after {self.cfg.max_retries + 1} attempts; last: {last}", self._secrets),
+        raise GenerationError(scrub(f"gave up after {self.cfg.max_retries + 1} attempts; last: {last}", self._secrets),
                            self.cfg.max_retries + 1)  # fmt: skip
 
     async def aclose(self) -> None:

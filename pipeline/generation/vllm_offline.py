@@ -13,19 +13,19 @@ import time
 from pipeline.generation.base import (
     ChatRequest,
     Completion,
-    TeacherConfig,
-    TeacherError,
+    BackendConfig,
+    GenerationError,
     image_data_url,
     request_seed,
-    split_think,
 )
 from pipeline.errors import Vr1Error
+from pipeline.grading.blocks import split_think
 
 BATCH_WAIT_S = 0.05
 
 
-class VLLMTeacher:
-    def __init__(self, cfg: TeacherConfig):
+class VLLMBackend:
+    def __init__(self, cfg: BackendConfig):
         try:
             from vllm import LLM, SamplingParams
         except ImportError as e:
@@ -65,7 +65,7 @@ class VLLMTeacher:
                 outputs = await asyncio.to_thread(self._run_batch, [r for r, _ in batch])
             except Exception as e:  # noqa: BLE001 - one failed batch fails its requests, not the server loop
                 for _, fut in batch:
-                    fut.set_exception(TeacherError(f"vllm batch failed: {type(e).__name__}: {str(e)[:200]}"))
+                    fut.set_exception(GenerationError(f"vllm batch failed: {type(e).__name__}: {str(e)[:200]}"))
                 continue
             latency = time.perf_counter() - t0
             for (_, fut), out in zip(batch, outputs, strict=True):

@@ -1,85 +1,20 @@
-"""Strict parsing of final answers (choice letters, numbers, labels, text), shared by rewards and data checks.
+"""Is this answer right? Strict parsing of final answers by type (numbers, labels, text; choice letters and
+expressions through their own modules) and matching against the gold, shared by rewards, filters and checks.
 
 Every parser takes the text of an answer block and returns the parsed value or None. None means "not a single,
 unambiguous answer of this type": hedges ("A or B"), lists, empty strings and junk all parse to None and so
-score 0. Inputs longer than MAX_ANSWER_CHARS are refused outright (a final answer is short; a flood is a hack).
+score 0. Overlong inputs are refused (`pipeline.grading.normalize.MAX_ANSWER_CHARS`).
 """
 
 from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
 
-MAX_ANSWER_CHARS = 1000
-
-_PREFIX = re.compile(
-    r"^(?:final\s+answer|the\s+(?:final\s+|correct\s+)?answer\s+is|answer|so\s+the\s+answer\s+is)\s*[:：]?\s*", re.I
-)
-_BOXED = re.compile(r"^\\boxed\{(.*)\}$", re.S)
-
-
-def clean_answer(text: str) -> str | None:
-    """Strip the wrappers models put around a final answer: `Final Answer:`, `$…$`, `\\boxed{…}`, a final period."""
-    if not isinstance(text, str) or len(text) > MAX_ANSWER_CHARS:
-        return None
-    t = text.strip()
-    for _ in range(3):  # wrappers nest at most a few deep: "Final Answer: $\boxed{C}$."
-        before = t
-        t = _PREFIX.sub("", t).strip()
-        if t.endswith("."):
-            t = t[:-1].strip()
-        if len(t) >= 2 and t[0] == "$" and t[-1] == "$":
-            t = t.strip("$").strip()
-        m = _BOXED.match(t)
-        if m and _balanced(m.group(1)):
-            t = m.group(1).strip()
-        if t == before:
-            break
-    return t or None
-
-
-def _balanced(s: str) -> bool:
-    depth = 0
-    for ch in s:
-        depth += (ch == "{") - (ch == "}")
-        if depth < 0:
-            return False
-    return depth == 0
-
-
-# ---------------------------------------------------------------- choice
-
-_LETTER = re.compile(r"^(?:option\s+|choice\s+)?\(?([A-Z])\)?\s*[.:)]?$", re.I)
-_LETTER_WITH_TEXT = re.compile(r"^(?:option\s+)?\(?([A-Z])\)?\s*[.:)]\s*(.+)$", re.S)
-
-
-def parse_choice(text: str, choices: list[str] | None = None) -> str | None:
-    """One option letter from "C", "(C)", "C.", "option C", "Final Answer: C", "\\boxed{C}", "The answer is C",
-    or "C. <that option's exact text>". Anything with two letters or extra words is None.
-    Lower-case letters count only in the bracketed/dotted forms ("(c)", "c."), never a bare "a" (an article)."""
-    t = clean_answer(text)
-    if t is None:
-        return None
-    n = len(choices) if choices else 26
-    m = _LETTER.match(t)
-    if m:
-        letter = m.group(1)
-        if letter.islower() and t == letter:
-            return None
-        letter = letter.upper()
-    else:
-        m = _LETTER_WITH_TEXT.match(t)
-        if not m or not choices:
-            return None
-        letter = m.group(1).upper()
-        idx = ord(letter) - ord("A")
-        if idx >= n or normalize_text(m.group(2)) != normalize_text(choices[idx]):
-            return None
-    return letter if ord(letter) - ord("A") < n else None
-
+from pipeline.grading.choices import parse_choice
+from pipeline.grading.normalize import balanced, clean_answer, normalize_text
 
 # ---------------------------------------------------------------- numbers
 
@@ -122,18 +57,6 @@ def numbers_match(pred: float, gold: float, rel_tol: float = 1e-4, abs_tol: floa
 
 
 # ---------------------------------------------------------------- free text and labels
-
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCT = re.compile(r"[^\w\s]")
-
-
-def normalize_text(text: str) -> str:
-    """Lower case, NFKC, no punctuation, no articles, single spaces."""
-    t = unicodedata.normalize("NFKC", text).lower()
-    t = _PUNCT.sub(" ", t)
-    t = _ARTICLES.sub(" ", t)
-    return " ".join(t.split())
-
 
 def parse_text(text: str) -> str | None:
     t = clean_answer(text)
@@ -256,7 +179,7 @@ def gold_answer_problem(gold: str, answer_type: str, choices: Sequence[str] | No
             return f"expression gold '{gold[:40]}' is empty or too long"
         from pipeline.grading.mathverify import default_pool, looks_explosive
 
-        if not _balanced(cleaned):
+        if not balanced(cleaned):
             return f"expression gold '{gold[:40]}' does not parse (unbalanced braces)"
         if looks_explosive(cleaned):
             return f"expression gold '{gold[:40]}' is too large to evaluate safely"

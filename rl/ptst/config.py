@@ -58,7 +58,7 @@ class PolicyModel:
     start: str = "runs/sft/latest/final"  # stage 1 starts here (the SFT output)
     lora_rank: int = 0
     lora_alpha: int = 32
-    target_modules: str = "all-linear"
+    target_modules: str | list[str] = "all-linear"  # as PEFT and verl read it; both engines honour it
     freeze_vision_tower: bool = False
 
 

@@ -12,17 +12,17 @@ from pathlib import Path
 from pipeline.grading.answers import gold_answer_problem
 from pipeline.data.images import resolve_image
 from pipeline.data.manifest import Manifest, read_manifest
+from pipeline.data.reward_info import reward_columns, reward_info
 from pipeline.progress import progress
-from pipeline.data.schema import Sample, format_choices
+from pipeline.data.schema import Sample
+from pipeline.grading.choices import with_choices
 from pipeline.data.writers import write_verl_parquet
 from rl.ptst.config import RLData
 
 
 def prompt_text(s: Sample) -> str:
     """The question as the policy sees it (options appended when the question does not list them)."""
-    if s.choices and "A." not in s.question and "(A)" not in s.question:
-        return f"{s.question}\n{format_choices(s.choices)}"
-    return s.question
+    return with_choices(s.question, s.choices)
 
 
 def load_split(manifests: list[str], limit: int | None) -> list[tuple[Sample, Path]]:
@@ -61,27 +61,23 @@ def validate(items: list[tuple[Sample, Path]], processor, cfg: RLData,
     return keep, problems
 
 
-def reward_info(s: Sample, root: Path) -> dict:
-    from pipeline.data.images import image_size
-
-    return {"answer": s.answer, "answer_type": s.answer_type, "choices": s.choices,
-            "image_sizes": [list(image_size(resolve_image(root, r, "images"))) for r in s.images],
-            "coord_frame": s.meta.get("coord_frame")}  # fmt: skip
-
-
-def write_parquet(items: list[tuple[Sample, Path]], out: Path, split: str) -> Path:
+def write_parquet(items: list[tuple[Sample, Path]], out: Path, split: str, cfg: RLData) -> Path:
     roots = {(s.source, s.id): root for s, root in items}
     return write_verl_parquet([s for s, _ in items], out, lambda s, rel: resolve_image(roots[(s.source, s.id)], rel,
                                                                                       "images"),
-                              split=split, prompt_fn=lambda s: "<image>" * len(s.images) + prompt_text(s))  # fmt: skip
+                              split=split, prompt_fn=lambda s: "<image>" * len(s.images) + prompt_text(s),
+                              pixel_budget=(cfg.min_pixels, cfg.max_pixels))  # fmt: skip
 
 
-def trl_rows(items: list[tuple[Sample, Path]], system_prompt: str | None = None) -> list[dict]:
+def trl_rows(items: list[tuple[Sample, Path]], cfg: RLData, system_prompt: str | None = None) -> list[dict]:
+    """GRPOTrainer rows: the conversational prompt, image paths, and the same reward columns as the parquet."""
     rows = []
     for s, root in items:
         content = [{"type": "image"} for _ in s.images] + [{"type": "text", "text": prompt_text(s)}]
         prompt = ([{"role": "system", "content": [{"type": "text", "text": system_prompt}]}] if system_prompt else [])
         prompt.append({"role": "user", "content": content})
+        info = reward_info(s, lambda rel, root=root: resolve_image(root, rel, "images"), min_pixels=cfg.min_pixels,
+                           max_pixels=cfg.max_pixels)  # fmt: skip
         rows.append({"prompt": prompt, "images": [str(resolve_image(root, r, "images")) for r in s.images],
-                     **reward_info(s, root)})  # fmt: skip
+                     **reward_columns(info)})  # fmt: skip
     return rows

@@ -53,9 +53,9 @@ def prepare_data(cfg: PTSTConfig, run_dir: Path, start: Path, engine: str) -> di
         LOG.warning("%d prompt(s) left out of RL (unparseable gold or over max_prompt_length); see %s",
                     len(problems), data_dir / "validation.json")  # fmt: skip
     if engine == "verl":
-        return {"train": str(write_parquet(train, data_dir / "train.parquet", "train")),
-                "val": str(write_parquet(val or train[:1], data_dir / "val.parquet", "val"))}
-    return {"rows": trl_rows(train, cfg.grpo.system_prompt)}
+        return {"train": str(write_parquet(train, data_dir / "train.parquet", "train", cfg.data)),
+                "val": str(write_parquet(val or train[:1], data_dir / "val.parquet", "val", cfg.data))}
+    return {"rows": trl_rows(train, cfg.data, cfg.grpo.system_prompt)}
 
 
 def run(args) -> int:

@@ -30,26 +30,25 @@ def run_stage(cfg: PTSTConfig, index: int, stage: Stage, start: Path, stage_dir:
     import torch
     from trl import GRPOConfig, GRPOTrainer
 
-    from pipeline.models.load import load_model_and_processor, save_model_folder, set_pixel_budget
+    from pipeline.models.load import family_of_model, load_model_and_processor, save_model_folder, set_pixel_budget
+    from pipeline.models.parts import freeze, lora_config
     from rl.rewards.trl_rewards import make_trl_reward
     from rl.train_utils import jsonl_metrics, last_complete_checkpoint
 
     model, processor = load_model_and_processor(start)
     set_pixel_budget(processor, cfg.data.min_pixels, cfg.data.max_pixels)
-    if cfg.model.lora_rank:
-        from peft import LoraConfig, get_peft_model
+    m = cfg.model
+    if m.lora_rank:  # the same adapters as on verl: its target_modules, the vision tower excluded on request
+        from peft import get_peft_model
 
-        model = get_peft_model(model, LoraConfig(r=cfg.model.lora_rank, lora_alpha=cfg.model.lora_alpha,
-                                                 target_modules=r"^model\.language_model\..*\.(q_proj|k_proj|v_proj|"
-                                                 r"o_proj|gate_proj|up_proj|down_proj)$"))  # fmt: skip
-    elif cfg.model.freeze_vision_tower:
-        from rl.sft.modes import apply_mode
-
-        model, _ = apply_mode(model, "freeze_vision")
+        model = get_peft_model(model, lora_config(m.lora_rank, m.lora_alpha, m.target_modules,
+                                                  exclude_vision=m.freeze_vision_tower))  # fmt: skip
+    elif m.freeze_vision_tower:
+        freeze(model, family_of_model(model).name, ("vision",))
     ds = datasets.Dataset.from_list(rows).cast_column("images", datasets.List(datasets.Image()))
     terms = None if cfg.data.reward == "auto" else cfg.data.reward
-    reward_funcs = [make_trl_reward(terms, "reward"), make_trl_reward(None, "format", key="format"),
-                    make_trl_reward(None, "accuracy", key="accuracy")]  # fmt: skip
+    # one scoring per completion: the training reward, with format and accuracy logged from the same scores
+    reward_funcs = [make_trl_reward(terms, "reward", log_components=True)]
     g = cfg.grpo
     use_cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
     out = stage_dir / "checkpoints"
@@ -62,7 +61,7 @@ def run_stage(cfg: PTSTConfig, index: int, stage: Stage, start: Path, stage_dir:
         per_device_train_batch_size=stage.n, steps_per_generation=1, gradient_accumulation_steps=g.prompts_per_step,
         learning_rate=g.learning_rate, beta=g.kl_coef, epsilon=g.clip_ratio_low, epsilon_high=g.clip_ratio_high,
         loss_type=LOSS_AGG_MODES[g.loss_agg_mode], temperature=g.temperature, top_p=g.top_p,
-        reward_weights=[1.0, 0.0, 0.0], logging_steps=1, save_strategy="steps", save_steps=cfg.save_steps,
+        logging_steps=1, save_strategy="steps", save_steps=cfg.save_steps,
         save_total_limit=2, report_to=cfg.report_to, seed=cfg.seed + index, use_cpu=use_cpu, bf16=False,
         remove_unused_columns=False,
     )  # fmt: skip

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from pipeline.errors import Vr1Error
 from pipeline.io import write_jsonl
+from pipeline.models.parts import VISION_MODULES
 from rl.ptst.config import PTSTConfig, Stage
 
 VERL_REWARD = Path(__file__).resolve().parent.parent / "rewards" / "verl_reward.py"
-VISION_MODULES = r".*(visual|vision_tower|multi_modal_projector).*"
 
 # verl console metric names -> the names both engines write to metrics.jsonl
 METRICS = {"critic/score/mean": "reward_mean", "reward_extra_info/format/mean": "format_rate",
@@ -88,10 +88,15 @@ def stage_overrides(cfg: PTSTConfig, index: int, stage: Stage, start: str, stage
         ov.append(f"+reward.custom_reward_function.reward_kwargs.reward={cfg.data.reward}")
     if m.lora_rank:
         ov += [f"actor_rollout_ref.model.lora_rank={m.lora_rank}", f"actor_rollout_ref.model.lora_alpha={m.lora_alpha}",
-               f"actor_rollout_ref.model.target_modules={m.target_modules}"]  # fmt: skip
+               f"actor_rollout_ref.model.target_modules={hydra_value(m.target_modules)}"]  # fmt: skip
         if m.freeze_vision_tower:  # LoRA never touches excluded modules: the vision tower stays as it is
             ov.append(f"actor_rollout_ref.model.exclude_modules='{VISION_MODULES}'")
     return ov + list(c.extra_overrides)
+
+
+def hydra_value(value: str | list[str]) -> str:
+    """A string or a list of names as a Hydra override value (`[q_proj,v_proj]`)."""
+    return f"[{','.join(value)}]" if isinstance(value, list) else value
 
 
 def launch_command(overrides: list[str]) -> list[str]:

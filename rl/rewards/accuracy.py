@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from pipeline.grading.answers import answer_matches
-from rl.rewards.format import answer_block, format_reward
+from pipeline.grading.blocks import answer_block
+from rl.rewards.format import format_reward
 
 
 def accuracy_reward(response: str, info: Mapping) -> float:

@@ -13,11 +13,13 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from pipeline.grading.answers import ACCURACY, clean_answer, expression_fast_path
+from pipeline.grading.answers import ACCURACY, expression_fast_path
+from pipeline.grading.normalize import clean_answer
 from pipeline.grading.mathverify import default_pool
 from rl.rewards.accuracy import accuracy_reward, hfrrf_from, hfrrf_reward
 from rl.rewards.detection import det_confidence_reward, det_iou_reward, ovd_reward, rec_iou_reward
-from rl.rewards.format import answer_block, format_reward
+from pipeline.grading.blocks import answer_block
+from rl.rewards.format import format_reward
 from rl.rewards.shaping import length_penalty, repetition_penalty
 
 RewardFn = Callable[[str, Mapping], float]

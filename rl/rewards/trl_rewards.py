@@ -1,7 +1,7 @@
 """TRL adapter: reward functions with the `reward_funcs` signature `fn(prompts, completions, **columns)`.
 
 Columns come from the TRL dataset: `answer` (or `solution` / `ground_truth`), `answer_type`, and optionally
-`choices`, `image_sizes`, `coord_frame`, `pred_frame`. Pass `[format_reward, accuracy_reward]` with
+`choices`, `image_sizes`, `coord_frame`, `pred_frame`, `min_pixels`, `max_pixels` (see `pipeline.data.reward_info`). Pass `[format_reward, accuracy_reward]` with
 `reward_weights` to train on their sum, or `[hfrrf_reward]` for Vision-R1's hard reward; TRL logs each function
 under its `__name__`.
 """
@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from pipeline.data.reward_info import info_from_columns
 from rl.rewards.registry import resolve_terms, score_batch
-from rl.rewards.verl_reward import build_info
 
 GOLD_COLUMNS = ("answer", "solution", "ground_truth")
 NOT_INFO = {"prompt", "prompts", "image", "images", "completion_ids", "messages"}  # TRL's own per-sample columns
+COMPONENTS = ("format", "accuracy")
 
 
 def completion_text(completion) -> str:
@@ -35,17 +36,27 @@ def _infos(n: int, columns: Mapping) -> list[dict]:
     if gold_key is None:
         raise ValueError(f"the TRL dataset needs one of the columns {GOLD_COLUMNS} with the ground truth")
     keys = [k for k, v in columns.items() if isinstance(v, list) and len(v) == n and k not in NOT_INFO]
-    return [build_info(columns[gold_key][i], {k: columns[k][i] for k in keys if k != gold_key}) for i in range(n)]
+    return [info_from_columns(columns[gold_key][i], {k: columns[k][i] for k in keys if k != gold_key})
+            for i in range(n)]  # fmt: skip
 
 
-def make_trl_reward(terms: Mapping[str, float] | str | None = None, name: str | None = None, key: str = "score"):
-    """A TRL reward function computing `score(...)[key]` for each completion (weights as in `score`)."""
+def make_trl_reward(terms: Mapping[str, float] | str | None = None, name: str | None = None, key: str = "score",
+                    log_components: bool = False):  # fmt: skip
+    """A TRL reward function computing `score(...)[key]` for each completion (weights as in `score`).
+
+    With `log_components`, the same scoring also reports the mean format and accuracy of the batch through
+    TRL's `log_metric` (as `rewards/format/mean`, `rewards/accuracy/mean`): one scoring per completion gives
+    the training reward and both metrics."""
     if terms is not None:
         resolve_terms(terms, None)  # fail at start-up on a typo
 
-    def reward(prompts=None, completions=None, **columns) -> list[float]:
+    def reward(prompts=None, completions=None, log_metric=None, **columns) -> list[float]:
         texts = [completion_text(c) for c in completions]
-        return [r[key] for r in score_batch(texts, _infos(len(texts), columns), terms)]
+        results = score_batch(texts, _infos(len(texts), columns), terms)
+        if log_components and log_metric is not None and results:
+            for component in COMPONENTS:
+                log_metric(f"rewards/{component}/mean", sum(r[component] for r in results) / len(results))
+        return [r[key] for r in results]
 
     reward.__name__ = name or (terms if isinstance(terms, str) else "vr1_reward")
     return reward

@@ -1,15 +1,14 @@
 """verl adapter: point `reward.custom_reward_function.path` at this file and `.name` at `compute_score`.
 
 verl calls `compute_score(data_source, solution_str, ground_truth, extra_info)` from a thread pool for each
-response. `extra_info` (written by vr1's parquet writer) selects the rule: `answer_type`, `choices`,
-`image_sizes`, `coord_frame`/`pred_frame`; `extra_info["reward"]` or the config's
+response. `extra_info` holds the reward columns vr1's parquet writer put there (`pipeline.data.reward_info`:
+answer type, choices, coordinate frame, image sizes, pixel budget); `extra_info["reward"]` or the config's
 `reward.custom_reward_function.reward_kwargs.reward` may name a preset or give {reward: weight}.
 The result is a dict with a fixed set of keys (verl logs each one as a metric).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -18,27 +17,13 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+from pipeline.data.reward_info import info_from_columns  # noqa: E402
 from rl.rewards.registry import score  # noqa: E402
-
-JSON_FIELDS = ("choices", "image_sizes", "meta")
-
-
-def build_info(ground_truth, extra_info) -> dict:
-    info = dict(extra_info or {})
-    for key in JSON_FIELDS:
-        if isinstance(info.get(key), str):
-            try:
-                info[key] = json.loads(info[key])
-            except json.JSONDecodeError:
-                info[key] = None
-    info["ground_truth"] = ground_truth
-    info.setdefault("answer_type", "expression")  # verl's own math sets carry no type: math-verify decides
-    return info
 
 
 def compute_score(data_source=None, solution_str="", ground_truth="", extra_info=None, reward=None, **_) -> dict:
     """{"score", "format", "accuracy"}: the configured reward (default: the answer type's preset, HFRRF for
     reasoning answers) and its two always-logged components, each in [0, 1]."""
-    info = build_info(ground_truth, extra_info)
+    info = info_from_columns(ground_truth, extra_info)
     result = score(solution_str, info, reward or info.pop("reward", None))
     return {"score": result["score"], "format": result["format"], "accuracy": result["accuracy"]}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pipeline.models.parts import LANGUAGE_PROJECTIONS
+
 
 @dataclass
 class SFTData:
@@ -32,8 +34,7 @@ class LoRA:
     r: int = 16
     alpha: int = 32
     dropout: float = 0.05
-    target_modules: list[str] = field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    target_modules: list[str] = field(default_factory=lambda: list(LANGUAGE_PROJECTIONS))  # language model only
     merge: bool = True  # write a merged full checkpoint at the end (adapter kept beside it)
 
 
