@@ -20,6 +20,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from coldstart.counts import VERDICTS, VerdictCounts
 from pipeline.errors import Vr1Error
 from pipeline.io import atomic_path
 from pipeline.progress import progress
@@ -115,7 +116,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, records: It
             shutil.copytree(out / "thumbs", tmp / "thumbs", dirs_exist_ok=True)
         rules: list[str] = []
         sources: list[str] = []
-        by_rule, by_source = Counter(), {}
+        counts = VerdictCounts()
         reason_examples: dict[tuple[str, str], list] = {}
         think_len, desc_len = [], []
         index, details = [], []
@@ -137,16 +138,12 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, records: It
             src = rec.get("source", "?")
             if src not in sources:
                 sources.append(src)
-            stats = by_source.setdefault(src, Counter())
-            stats["total"] += 1
-            stats[rec["verdict"]] += 1
+            counts.add(rec)
             rule_ids = []
             for r in rec.get("reasons") or []:
                 if r["rule"] not in rules:
                     rules.append(r["rule"])
                 rule_ids.append(rules.index(r["rule"]))
-                by_rule[r["rule"]] += 1
-                stats[f"rule:{r['rule']}"] += 1
                 key = (r["rule"], r["reason"][:60])
                 ex = reason_examples.setdefault(key, [0, rec.get("uid") or rec["id"], r["reason"]])
                 ex[0] += 1
@@ -176,14 +173,12 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, records: It
         flush_index(final=True)
         flush_details(final=True)
         top = sorted(reason_examples.items(), key=lambda kv: -kv[1][0])[:20]
+        tally = counts.as_dict()
         overview = {
             "run": str(run_dir), "total": n, "rules": rules, "sources": sources,
-            "verdicts": {v: sum(s[v] for s in by_source.values()) for v in ("kept", "dropped", "failed")},
-            "by_rule": dict(by_rule.most_common()),
-            "by_source": {s: {"total": c["total"], "kept": c["kept"], "dropped": c["dropped"], "failed": c["failed"],
-                              "keep_rate": round(c["kept"] / c["total"], 4) if c["total"] else 0,
-                              "by_rule": {k[5:]: v for k, v in c.items() if k.startswith("rule:")}}
-                          for s, c in by_source.items()},
+            "verdicts": {v: tally[v] for v in VERDICTS}, "by_rule": tally["by_rule"],
+            "by_source": {s: {k: c[k] for k in ("total", *VERDICTS, "keep_rate", "by_rule")}
+                          for s, c in tally["by_source"].items()},
             "thinking_hist": _bins(think_len), "description_hist": _bins(desc_len),
             "top_reasons": [{"rule": k[0], "reason": ex[2], "count": ex[0], "example": ex[1]} for k, ex in top],
             "index_chunks": len(list((tmp / "data").glob("index-*.js"))), "index_chunk": INDEX_CHUNK,

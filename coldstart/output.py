@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 from dataclasses import replace
 from pathlib import Path
 
+from coldstart.counts import VerdictCounts
 from coldstart.filters import Candidate, FilterConfig, apply_filters
 from coldstart.runner import SampleResult, uid
 from pipeline.data.images import resolve_image
@@ -52,23 +52,10 @@ def build_records(samples: list[Sample], results: dict[str, SampleResult], cfg: 
 
 def filter_report(records: list[dict]) -> dict:
     """Counts per verdict, per rule and per source (a sample dropped by two rules counts under both)."""
-    def empty():
-        return {"total": 0, "kept": 0, "dropped": 0, "failed": 0, "by_rule": Counter()}
-
-    total, by_source = empty(), defaultdict(empty)
-    edits = Counter()
+    counts = VerdictCounts()
     for rec in records:
-        for bucket in (total, by_source[rec["source"]]):
-            bucket["total"] += 1
-            bucket[rec["verdict"]] += 1
-            for r in rec["reasons"]:
-                bucket["by_rule"][r["rule"]] += 1
-        for e in rec["edits"]:
-            edits[e["rule"]] += e["count"]
-    for bucket in [total, *by_source.values()]:
-        bucket["keep_rate"] = round(bucket["kept"] / bucket["total"], 4) if bucket["total"] else 0.0
-        bucket["by_rule"] = dict(bucket["by_rule"].most_common())
-    return {**total, "edits": dict(edits), "by_source": dict(by_source)}
+        counts.add(rec)
+    return counts.as_dict()
 
 
 def write_outputs(out_dir: Path, samples: list[Sample], records: list[dict], image_roots: dict[str, Path],

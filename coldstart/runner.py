@@ -55,7 +55,7 @@ class Generation:
         teacher = self.teachers[step.role]
         stats = self.stats[step.role]
         request = step.build(sample, res.outputs, self.image_roots[sample.source])
-        key = record_key(uid(sample), step.name, step.prompt.hash, teacher.model, step.input_hash(request))
+        key = record_key(uid(sample), step.name, step.prompt.hash, teacher.model, step.request_hash(request, teacher.cfg.request_settings()))
         store = self.stores[step.name]
         rec = store.get_ok(key) or (None if self.retry_failed else store.failed.get(key))
         if rec is not None:

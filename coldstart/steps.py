@@ -3,6 +3,7 @@ the sample (plus earlier outputs), and read the fields out of the completion."""
 
 from __future__ import annotations
 
+import json
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,8 +72,11 @@ class Step:
         images = [resolve_image(image_root, rel, "images") for rel in sample.images] if self.role == "vlm" else []
         return ChatRequest(text=text, images=images, key=f"{sample.id}:{self.name}")
 
-    def input_hash(self, request: ChatRequest) -> str:
-        return content_hash(request.text, *[p.name for p in request.images])
+    def request_hash(self, request: ChatRequest, settings: dict) -> str:
+        """What the answer to `request` depends on besides the model: the prompt text, the images, and the
+        backend's request settings (pixel budget, image detail, sampling): change one and the request is asked
+        again; a rerun with none changed reuses the stored answer."""
+        return content_hash(request.text, *[p.name for p in request.images], json.dumps(settings, sort_keys=True))
 
     def parse(self, completion: Completion) -> dict:
         """The step's output fields. Generation steps keep the text; the reasoning step also splits off the

@@ -2,8 +2,8 @@
 
 Each record is one line written with a single `write()` on an O_APPEND descriptor and fsync'd. A kill -9 can at
 worst leave a torn last line; loading cuts it off (the request it held is simply asked again). A record is keyed
-by (sample id, step, prompt hash, model, input hash): change a prompt, a model or an upstream output and the
-affected requests are asked anew, everything else is reused.
+by (sample id, step, prompt hash, model, request hash): change a prompt, a model, a request setting (pixel
+budget, sampling) or an upstream output and the affected requests are asked anew, everything else is reused.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 from pipeline.progress import LOG
 
 
-def record_key(sample_id: str, step: str, prompt_hash: str, model: str, input_hash: str) -> str:
-    return "\x1f".join((sample_id, step, prompt_hash, model, input_hash))
+def record_key(sample_id: str, step: str, prompt_hash: str, model: str, request_hash: str) -> str:
+    return "\x1f".join((sample_id, step, prompt_hash, model, request_hash))
 
 
 def content_hash(*parts: str) -> str:

@@ -104,3 +104,37 @@ def test_filter_report_counts_per_rule_and_source(demo_dir, tmp_path, monkeypatc
     assert report["by_source"]["demo"]["keep_rate"] == 0.0
     dropped = read_jsonl(tmp_path / "runs" / "coldstart" / "r" / "dropped.jsonl")
     assert all(r["reasons"][0]["rule"] == "length" and "too short" in r["reasons"][0]["reason"] for r in dropped)
+
+
+def test_changing_a_request_setting_reasks_exactly_the_affected_requests(demo_dir, tmp_path, monkeypatch):
+    """The request key covers pixel budget, image detail, sampling and prompt text: changing a VLM setting re-asks
+    the two VLM steps only (their answers are the same, so the reasoner's request is unchanged and reused);
+    changing a reasoner setting re-asks the reasoning only; an unchanged rerun asks nothing."""
+    monkeypatch.setenv("VR1_TEST_KEY", SECRET)
+    n = 5
+    manifest = make_manifest(demo_dir, tmp_path, n=n)
+    state = ServerState()
+    with ChatServer(state) as server:
+        cfg = make_config(tmp_path, manifest, server.base_url)
+
+        def asked(*overrides: str) -> int:
+            before = state.served
+            args = ["coldstart", "--config", str(cfg), "--name", "keys", "--runs-root", str(tmp_path / "runs")]
+            assert main([*args, *overrides]) == 0
+            return state.served - before
+
+        assert asked() == 3 * n
+        assert asked() == 0
+        assert asked("vlm.max_pixels=4096") == 2 * n
+        assert asked("vlm.max_pixels=4096", "vlm.image_detail=low") == 2 * n
+        assert asked("vlm.max_pixels=4096", "vlm.image_detail=low", "reasoner.temperature=0.2") == n
+        assert asked("vlm.max_pixels=4096", "vlm.image_detail=low", "reasoner.temperature=0.2",
+                     "vlm.max_tokens=999") == 2 * n
+        assert asked("vlm.max_pixels=4096", "vlm.image_detail=low", "reasoner.temperature=0.2",
+                     "vlm.max_tokens=999") == 0
+        prompt = tmp_path / "reason.txt"
+        prompt.write_text((Path(__file__).resolve().parent.parent / "prompts" / "reason.txt").read_text() + "\n")
+        assert asked("vlm.max_pixels=4096", "vlm.image_detail=low", "reasoner.temperature=0.2",
+                     "vlm.max_tokens=999", f"prompts.reasoning={prompt}") == n
+    summary = json.loads((tmp_path / "runs" / "coldstart" / "keys" / "summary.json").read_text())
+    assert summary["roles"]["vlm"]["reused"] == 2 * n and summary["roles"]["reasoner"]["requests"] == n

@@ -24,10 +24,17 @@ def ptst_args(tmp_path, demo_dir, start, name, *extra):
 
 
 @pytest.mark.slow
-def test_two_stages_chain_with_metrics(tiny_models, demo_dir, tmp_path, capsys):
+def test_two_stages_chain_with_metrics(tiny_models, demo_dir, tmp_path, capsys, monkeypatch):
+    from rl.rewards import registry
+
+    scored = []
+    real_score = registry.score
+    monkeypatch.setattr(registry, "score", lambda response, *a, **k: scored.append(response) or real_score(response, *a, **k))
     args = ptst_args(tmp_path, demo_dir, tiny_models["qwen2_5_vl"], "chain",
                      "stages=[{max_response_length: 16, n: 2, steps: 2}, {max_response_length: 24, n: 2, steps: 1}]")
     assert main(args) == 0
+    # each completion scored once (steps x prompts_per_step x n), its format and accuracy logged from that scoring
+    assert len(scored) == 2 * 2 * 2 + 1 * 2 * 2
     run = tmp_path / "ptst" / "chain"
     s1 = json.loads((run / "stage_1" / "summary.json").read_text())
     s2 = json.loads((run / "stage_2" / "summary.json").read_text())
@@ -100,3 +107,23 @@ def test_rl_data_parquet_and_validation(tiny_models, demo_dir, tmp_path):
     from pipeline.data.manifest import read_manifest
 
     assert [s.id for s in read_manifest(back).samples] == [s.id for s, _ in keep]
+
+
+@pytest.mark.parametrize("lora", [{"lora_rank": 2, "target_modules": ["q_proj"]},
+                                  {"lora_rank": 2, "target_modules": "all-linear", "freeze_vision_tower": True},
+                                  {"lora_rank": 2, "target_modules": "all-linear"}])
+def test_trl_policy_honours_target_modules(tiny_models, lora):
+    from pipeline.models.load import load_model_and_processor
+    from rl.ptst.config import PolicyModel
+    from rl.ptst.trl_engine import trainable_policy
+
+    model, _ = load_model_and_processor(tiny_models["qwen2_5_vl"])
+    adapted = {n.split(".lora_A")[0] for n, _ in trainable_policy(model, PolicyModel(**lora)).named_parameters()
+               if ".lora_A" in n}
+    assert adapted
+    if lora["target_modules"] == ["q_proj"]:
+        assert all(n.endswith("q_proj") for n in adapted)
+    elif lora.get("freeze_vision_tower"):
+        assert not any(".visual." in n for n in adapted) and any(n.endswith("down_proj") for n in adapted)
+    else:  # all-linear means every linear layer, the vision tower included, as on verl
+        assert any(".visual." in n for n in adapted)

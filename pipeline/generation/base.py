@@ -29,6 +29,7 @@ class BackendConfig:
     backoff_base_s: float = 1.0
     backoff_max_s: float = 60.0
     max_pixels: int = 1280 * 28 * 28  # images are resized to fit before upload
+    image_detail: str | None = None  # OpenAI-style image detail (auto | low | high); None sends none
     temperature: float = 0.7
     top_p: float = 0.95
     max_tokens: int = 4096
@@ -50,9 +51,17 @@ class BackendConfig:
             raise ValueError("backend openai needs base_url (e.g. http://127.0.0.1:8000/v1)")
         if self.max_concurrency < 1:
             raise ValueError("max_concurrency must be >= 1")
+        if self.image_detail not in (None, "auto", "low", "high"):
+            raise ValueError(f"image_detail '{self.image_detail}' unknown; use auto, low or high (or leave it out)")
 
     def sampling(self) -> dict:
         return {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens, "seed": self.seed}
+
+    def request_settings(self) -> dict:
+        """Every setting that changes what is asked (besides the model, the prompt and the images): a stored
+        answer is reused only when these are unchanged."""
+        return {"max_pixels": self.max_pixels, "image_detail": self.image_detail, **self.sampling(),
+                "extra_body": self.extra_body}  # fmt: skip
 
 
 @dataclass
@@ -108,6 +117,14 @@ def image_data_url(path: str, max_pixels: int) -> str:
         im.save(buf, format=fmt, quality=92) if fmt == "JPEG" else im.save(buf, format=fmt)
     mime = "image/jpeg" if fmt == "JPEG" else "image/png"
     return f"data:{mime};base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def image_part(path: Path, cfg: BackendConfig) -> dict:
+    """One image of a chat message, OpenAI style, resized to the budget."""
+    image_url = {"url": image_data_url(str(path), cfg.max_pixels)}
+    if cfg.image_detail:
+        image_url["detail"] = cfg.image_detail
+    return {"type": "image_url", "image_url": image_url}
 
 
 def request_seed(request: ChatRequest, seed: int | None) -> int:

@@ -15,7 +15,7 @@ import time
 
 import openai
 
-from pipeline.generation.base import ChatRequest, Completion, BackendConfig, GenerationError, image_data_url
+from pipeline.generation.base import ChatRequest, Completion, BackendConfig, GenerationError, image_part
 from pipeline.grading.blocks import split_think
 from pipeline.errors import ConfigError
 from pipeline.progress import scrub, secret_values
@@ -59,8 +59,7 @@ class OpenAIBackend:
     def _messages(self, request: ChatRequest) -> list[dict]:
         if not request.images:
             return [{"role": "user", "content": request.text}]
-        parts = [{"type": "image_url", "image_url": {"url": image_data_url(str(p), self.cfg.max_pixels)}}
-                 for p in request.images]  # fmt: skip
+        parts = [image_part(p, self.cfg) for p in request.images]
         return [{"role": "user", "content": parts + [{"type": "text", "text": request.text}]}]
 
     def _backoff(self, attempt: int, hint: float | None) -> float:

@@ -15,7 +15,7 @@ from pipeline.generation.base import (
     Completion,
     BackendConfig,
     GenerationError,
-    image_data_url,
+    image_part,
     request_seed,
 )
 from pipeline.errors import Vr1Error
@@ -42,8 +42,7 @@ class VLLMBackend:
         self._worker: asyncio.Task | None = None
 
     def _conversation(self, request: ChatRequest) -> list[dict]:
-        parts = [{"type": "image_url", "image_url": {"url": image_data_url(str(p), self.cfg.max_pixels)}}
-                 for p in request.images]  # fmt: skip
+        parts = [image_part(p, self.cfg) for p in request.images]
         return [{"role": "user", "content": parts + [{"type": "text", "text": request.text}]}]
 
     def _run_batch(self, requests: list[ChatRequest]):

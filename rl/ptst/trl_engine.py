@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from pipeline.progress import LOG
-from rl.ptst.config import LOSS_AGG_MODES, PTSTConfig, Stage
+from rl.ptst.config import LOSS_AGG_MODES, PolicyModel, PTSTConfig, Stage
 
 # TRL log keys -> the metric names both engines write to metrics.jsonl
 METRICS = {"reward": "reward_mean", "rewards/format/mean": "format_rate", "rewards/accuracy/mean": "accuracy",
@@ -25,26 +25,34 @@ def select_metrics(logs: dict, step: int) -> dict | None:
     return row
 
 
+def trainable_policy(model, m: PolicyModel):
+    """The policy as the stage trains it: LoRA adapters where `target_modules` says, as verl puts them (the vision
+    tower left out when it is to stay frozen), or the full model with the vision tower frozen on request."""
+    from pipeline.models.load import family_of_model
+    from pipeline.models.parts import freeze, lora_config
+
+    if m.lora_rank:
+        from peft import get_peft_model
+
+        return get_peft_model(model, lora_config(m.lora_rank, m.lora_alpha, m.target_modules,
+                                                 exclude_vision=m.freeze_vision_tower))  # fmt: skip
+    if m.freeze_vision_tower:
+        freeze(model, family_of_model(model).name, ("vision",))
+    return model
+
+
 def run_stage(cfg: PTSTConfig, index: int, stage: Stage, start: Path, stage_dir: Path, rows: list[dict]) -> dict:
     import datasets
     import torch
     from trl import GRPOConfig, GRPOTrainer
 
-    from pipeline.models.load import family_of_model, load_model_and_processor, save_model_folder, set_pixel_budget
-    from pipeline.models.parts import freeze, lora_config
+    from pipeline.models.load import load_model_and_processor, save_model_folder, set_pixel_budget
     from rl.rewards.trl_rewards import make_trl_reward
     from rl.train_utils import jsonl_metrics, last_complete_checkpoint
 
     model, processor = load_model_and_processor(start)
     set_pixel_budget(processor, cfg.data.min_pixels, cfg.data.max_pixels)
-    m = cfg.model
-    if m.lora_rank:  # the same adapters as on verl: its target_modules, the vision tower excluded on request
-        from peft import get_peft_model
-
-        model = get_peft_model(model, lora_config(m.lora_rank, m.lora_alpha, m.target_modules,
-                                                  exclude_vision=m.freeze_vision_tower))  # fmt: skip
-    elif m.freeze_vision_tower:
-        freeze(model, family_of_model(model).name, ("vision",))
+    model = trainable_policy(model, cfg.model)
     ds = datasets.Dataset.from_list(rows).cast_column("images", datasets.List(datasets.Image()))
     terms = None if cfg.data.reward == "auto" else cfg.data.reward
     # one scoring per completion: the training reward, with format and accuracy logged from the same scores

@@ -53,19 +53,25 @@ def _gold_and_pred(response: str, info: Mapping) -> tuple[list[dict], list[dict]
     return _gold_boxes(info), pred
 
 
-
-
-def ovd_reward(response: str, info: Mapping) -> float:
-    """OVD: min(1, n_gold / n_pred) x COCO mAP@[.5:.95] of the labelled predicted boxes (the factor stops
-    duplicate-box flooding). No gold boxes: 1 iff no boxes are predicted. Unparseable output or more than 100
-    boxes: 0."""
+def _matched_boxes(response: str, info: Mapping, measure) -> float:
+    """`measure(gold, pred)` when both lists have boxes; 1 when both are empty, 0 when one is or the output does
+    not parse."""
     boxes = _gold_and_pred(response, info)
     if boxes is None:
         return 0.0
     gold, pred = boxes
     if not gold or not pred:
         return float(not gold and not pred)
-    return min(1.0, len(gold) / len(pred)) * coco_map(gold, pred)
+    return measure(gold, pred)
+
+
+
+
+def ovd_reward(response: str, info: Mapping) -> float:
+    """OVD: min(1, n_gold / n_pred) x COCO mAP@[.5:.95] of the labelled predicted boxes (the factor stops
+    duplicate-box flooding). No gold boxes: 1 iff no boxes are predicted. Unparseable output or more than 100
+    boxes: 0."""
+    return _matched_boxes(response, info, lambda gold, pred: min(1.0, len(gold) / len(pred)) * coco_map(gold, pred))
 
 
 
@@ -73,14 +79,11 @@ def ovd_reward(response: str, info: Mapping) -> float:
 def det_iou_reward(response: str, info: Mapping) -> float:
     """Visual-RFT IoU reward: sum of the IoUs of greedily matched predictions (IoU > 0.5) divided by
     max(n_gold, n_pred). Both empty: 1; exactly one empty or unparseable output: 0."""
-    boxes = _gold_and_pred(response, info)
-    if boxes is None:
-        return 0.0
-    gold, pred = boxes
-    if not gold or not pred:
-        return float(not gold and not pred)
-    total = sum(v for _, v in greedy_matches(gold, pred) if v > 0)
-    return total / max(len(gold), len(pred))
+
+    def matched_iou(gold: list[dict], pred: list[dict]) -> float:
+        return sum(v for _, v in greedy_matches(gold, pred) if v > 0) / max(len(gold), len(pred))
+
+    return _matched_boxes(response, info, matched_iou)
 
 
 def det_confidence_reward(response: str, info: Mapping) -> float:
