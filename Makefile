@@ -22,8 +22,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pipeline.env --fix
 	rm -f $(VENV)/.installed-* && touch $@
 
+# `ruff format` is the style (line length in pyproject.toml); lint fails on any file it would change.
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline coldstart rl tests benchmarks
+	$(BIN)/ruff format --check pipeline coldstart rl tests benchmarks
 
 # The inspector's browser test drives Debian's chromium through its chromedriver (no browser download).
 BROWSER := $(VENV)/.browser

@@ -1,6 +1,6 @@
 """Inspector report for 200K synthetic cold-start records: build time, largest single file, total size.
 
-    python -m benchmarks.bench_inspect [--n 200000]
+python -m benchmarks.bench_inspect [--n 200000]
 """
 
 from __future__ import annotations
@@ -34,14 +34,22 @@ def main(argv=None) -> int:
     t_build = time.perf_counter() - t0
     files = [p for p in index.parent.rglob("*") if p.is_file()]
     largest = max(files, key=lambda p: p.stat().st_size)
-    row = {"records": args.n, "records_mb": round((run / "coldstart.jsonl").stat().st_size / 1e6, 1),
-           "build_s": round(t_build, 1), "records_per_s": round(args.n / t_build), "files": len(files),
-           "total_mb": round(sum(p.stat().st_size for p in files) / 1e6, 1),
-           "largest_file": largest.name, "largest_mb": round(largest.stat().st_size / 1e6, 2),
-           "index_html_kb": round(index.stat().st_size / 1e3, 1)}  # fmt: skip
-    print(f"inspect: {args.n} records ({row['records_mb']} MB of JSONL, made in {t_data:.0f}s) -> report in "  # noqa: T201
-          f"{row['build_s']}s ({row['records_per_s']}/s), {row['files']} files, {row['total_mb']} MB; largest file "
-          f"{row['largest_file']} {row['largest_mb']} MB; index.html {row['index_html_kb']} kB")
+    row = {
+        "records": args.n,
+        "records_mb": round((run / "coldstart.jsonl").stat().st_size / 1e6, 1),
+        "build_s": round(t_build, 1),
+        "records_per_s": round(args.n / t_build),
+        "files": len(files),
+        "total_mb": round(sum(p.stat().st_size for p in files) / 1e6, 1),
+        "largest_file": largest.name,
+        "largest_mb": round(largest.stat().st_size / 1e6, 2),
+        "index_html_kb": round(index.stat().st_size / 1e3, 1),
+    }
+    print(  # noqa: T201
+        f"inspect: {args.n} records ({row['records_mb']} MB of JSONL, made in {t_data:.0f}s) -> report in "
+        f"{row['build_s']}s ({row['records_per_s']}/s), {row['files']} files, {row['total_mb']} MB; largest file "
+        f"{row['largest_file']} {row['largest_mb']} MB; index.html {row['index_html_kb']} kB"
+    )
     save_result(args.out, "inspect", row)
     return 0
 

@@ -23,8 +23,10 @@ from PIL import Image
 
 from benchmarks.common import save_result
 
-COLOURS = {"red": lambda r: (r.randint(170, 255), r.randint(0, 70), r.randint(0, 70)),
-           "blue": lambda r: (r.randint(0, 70), r.randint(0, 70), r.randint(170, 255))}  # fmt: skip
+COLOURS = {
+    "red": lambda r: (r.randint(170, 255), r.randint(0, 70), r.randint(0, 70)),
+    "blue": lambda r: (r.randint(0, 70), r.randint(0, 70), r.randint(170, 255)),
+}
 QUESTION = "What colour is the picture?\nA. red\nB. blue\nAnswer with the option's letter."
 
 
@@ -38,9 +40,18 @@ def make_data(out: Path, n: int, split: str, seed: int) -> Path:
         Image.new("RGB", (rng.randint(56, 112), rng.randint(56, 112)), COLOURS[colour](rng)).save(out / rel)
         letter = "A" if colour == "red" else "B"
         solution = f"<think>\nI look at the picture.\n</think>\n<answer>{letter}</answer>"
-        rows.append({"id": f"{split}-{i}", "source": "colour", "question": QUESTION, "answer": letter,
-                     "answer_type": "choice", "images": [rel], "choices": ["red", "blue"],
-                     "meta": {"reference_solution": solution}})
+        rows.append(
+            {
+                "id": f"{split}-{i}",
+                "source": "colour",
+                "question": QUESTION,
+                "answer": letter,
+                "answer_type": "choice",
+                "images": [rel],
+                "choices": ["red", "blue"],
+                "meta": {"reference_solution": solution},
+            }
+        )
     (out / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     manifest = {"name": f"colour_{split}", "format": "vr1", "path": f"{split}.jsonl", "image_root": "."}
     (out / f"manifest_{split}.yaml").write_text(yaml.safe_dump(manifest))
@@ -63,19 +74,22 @@ def hfrrf_accuracy(model_path: Path, manifest: Path, max_new_tokens: int = 24) -
     for s in result.samples:
         images = [Image.open(result.manifest.image_root / rel).convert("RGB") for rel in s.images]
         content = [{"type": "image"} for _ in images] + [{"type": "text", "text": prompt_text(s)}]
-        text = processor.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
-                                             add_generation_prompt=True)  # fmt: skip
+        text = processor.apply_chat_template(
+            [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+        )
         inputs = processor(text=[text], images=[images], return_tensors="pt")
         with torch.no_grad():
             out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-        response = processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
-        scores.append(score(response, {"ground_truth": s.answer, "answer_type": "choice", "choices": s.choices},
-                            "hfrrf")["score"])  # fmt: skip
+        response = processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        scores.append(
+            score(response, {"ground_truth": s.answer, "answer_type": "choice", "choices": s.choices}, "hfrrf")["score"]
+        )
     return sum(scores) / len(scores)
 
 
-def one_seed(seed: int, work: Path, sft_steps: int, rl_steps: int, n_eval: int, temperature: float, lr: float,
-             kl: float) -> dict:  # fmt: skip
+def one_seed(
+    seed: int, work: Path, sft_steps: int, rl_steps: int, n_eval: int, temperature: float, lr: float, kl: float
+) -> dict:
     from pipeline.config import build
     from pipeline.models.tiny import build_tiny_model
     from rl.ptst.config import PTSTConfig, Stage
@@ -88,29 +102,66 @@ def one_seed(seed: int, work: Path, sft_steps: int, rl_steps: int, n_eval: int, 
     data = work / "data"
     train_manifest, test_manifest = make_data(data, 256, "train", seed), make_data(data, n_eval, "test", seed)
     base = build_tiny_model("qwen2_5_vl", work / "base", seed=seed)
-    sft_cfg = build(SFTConfig, {"model": str(base), "mode": "full", "report_to": [], "device": "cpu",
-                                "data": {"manifests": [str(train_manifest)], "include_reference_solutions": True,
-                                         "cutoff_len": 512, "max_pixels": 12544},
-                                "schedule": {"learning_rate": 2e-3, "max_steps": sft_steps, "per_device_batch_size": 8,
-                                             "warmup_ratio": 0.0, "lr_scheduler_type": "constant", "save_steps": 10_000,
-                                             "seed": seed}})  # fmt: skip
+    sft_cfg = build(
+        SFTConfig,
+        {
+            "model": str(base),
+            "mode": "full",
+            "report_to": [],
+            "device": "cpu",
+            "data": {
+                "manifests": [str(train_manifest)],
+                "include_reference_solutions": True,
+                "cutoff_len": 512,
+                "max_pixels": 12544,
+            },
+            "schedule": {
+                "learning_rate": 2e-3,
+                "max_steps": sft_steps,
+                "per_device_batch_size": 8,
+                "warmup_ratio": 0.0,
+                "lr_scheduler_type": "constant",
+                "save_steps": 10_000,
+                "seed": seed,
+            },
+        },
+    )
     (work / "sft").mkdir(parents=True, exist_ok=True)
     train(sft_cfg, work / "sft")
     sft_final = work / "sft" / "final"
     before = hfrrf_accuracy(sft_final, test_manifest)
     t_sft = time.perf_counter() - t0
-    ptst_cfg = build(PTSTConfig, {"engine": "trl", "report_to": [], "device": "cpu", "seed": seed, "save_steps": 10_000,
-                                  "data": {"max_pixels": 12544, "reward": "hfrrf"},
-                                  "grpo": {"learning_rate": lr, "prompts_per_step": 4, "mini_batch_prompts": 4,
-                                           "kl_coef": kl, "temperature": temperature}})  # fmt: skip
+    ptst_cfg = build(
+        PTSTConfig,
+        {
+            "engine": "trl",
+            "report_to": [],
+            "device": "cpu",
+            "seed": seed,
+            "save_steps": 10_000,
+            "data": {"max_pixels": 12544, "reward": "hfrrf"},
+            "grpo": {
+                "learning_rate": lr,
+                "prompts_per_step": 4,
+                "mini_batch_prompts": 4,
+                "kl_coef": kl,
+                "temperature": temperature,
+            },
+        },
+    )
     rows = trl_rows(load_split([str(train_manifest)], None), ptst_cfg.data)
     stage_dir = work / "ptst" / "stage_1"
     stage_dir.mkdir(parents=True, exist_ok=True)
     run_stage(ptst_cfg, 1, Stage(24, 8, rl_steps), sft_final, stage_dir, rows)
     after = hfrrf_accuracy(stage_dir / "final", test_manifest)
-    return {"seed": seed, "before": round(before, 4), "after": round(after, 4),
-            "gain_points": round(100 * (after - before), 1), "sft_s": round(t_sft, 1),
-            "total_s": round(time.perf_counter() - t0, 1)}
+    return {
+        "seed": seed,
+        "before": round(before, 4),
+        "after": round(after, 4),
+        "gain_points": round(100 * (after - before), 1),
+        "sft_s": round(t_sft, 1),
+        "total_s": round(time.perf_counter() - t0, 1),
+    }
 
 
 def main(argv=None) -> int:
@@ -128,15 +179,28 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     rows = []
     for seed in args.seeds:
-        row = one_seed(seed, Path(tempfile.mkdtemp()), args.sft_steps, args.rl_steps, args.n_eval, args.temperature,
-                       args.lr, args.kl)
-        print(f"seed {seed}: held-out HFRRF accuracy {row['before']:.3f} after SFT -> {row['after']:.3f} after "  # noqa: T201
-              f"PTST stage 1 ({row['gain_points']:+.1f} points) in {row['total_s']:.0f}s", flush=True)
+        row = one_seed(
+            seed,
+            Path(tempfile.mkdtemp()),
+            args.sft_steps,
+            args.rl_steps,
+            args.n_eval,
+            args.temperature,
+            args.lr,
+            args.kl,
+        )
+        print(  # noqa: T201
+            f"seed {seed}: held-out HFRRF accuracy {row['before']:.3f} after SFT -> {row['after']:.3f} after "
+            f"PTST stage 1 ({row['gain_points']:+.1f} points) in {row['total_s']:.0f}s",
+            flush=True,
+        )
         rows.append(row)
     gain = sum(r["gain_points"] for r in rows) / len(rows)
     minutes = (time.perf_counter() - t0) / 60
-    print(f"ptst learning: mean gain {gain:+.1f} points over {len(rows)} seeds in {minutes:.1f} CPU-minutes "  # noqa: T201
-          f"(target >= +10 points within 15)")
+    print(  # noqa: T201
+        f"ptst learning: mean gain {gain:+.1f} points over {len(rows)} seeds in {minutes:.1f} CPU-minutes "
+        f"(target >= +10 points within 15)"
+    )
     save_result(args.out, "ptst", {"seeds": rows, "mean_gain_points": gain, "minutes": minutes})
     return 0
 

@@ -83,9 +83,19 @@ def ovd_corpus(n: int, rng: random.Random, n_boxes: int = 20):
             x, y = rng.uniform(0, 900), rng.uniform(0, 900)
             box = [round(x), round(y), round(x + rng.uniform(10, 90)), round(y + rng.uniform(10, 90))]
             gold.append({"bbox_2d": box, "label": rng.choice(["cat", "dog", "car", "person"])})
-        pred = [{"bbox_2d": [b["bbox_2d"][0] + rng.randint(-6, 6), b["bbox_2d"][1] + rng.randint(-6, 6),
-                             b["bbox_2d"][2] + rng.randint(-6, 6), b["bbox_2d"][3] + rng.randint(-6, 6)],
-                 "label": b["label"]} for b in gold if rng.random() < 0.85]
+        pred = [
+            {
+                "bbox_2d": [
+                    b["bbox_2d"][0] + rng.randint(-6, 6),
+                    b["bbox_2d"][1] + rng.randint(-6, 6),
+                    b["bbox_2d"][2] + rng.randint(-6, 6),
+                    b["bbox_2d"][3] + rng.randint(-6, 6),
+                ],
+                "label": b["label"],
+            }
+            for b in gold
+            if rng.random() < 0.85
+        ]
         pred = [p for p in pred if p["bbox_2d"][0] < p["bbox_2d"][2] and p["bbox_2d"][1] < p["bbox_2d"][3]]
         info = {"ground_truth": json.dumps(gold), "answer_type": "boxes", "coord_frame": "grid1000"}
         items.append((_wrap(json.dumps(pred), rng), info))
@@ -134,8 +144,12 @@ def run(n: int, workers: int, naive_n: int) -> list[dict]:
 
     rng = random.Random(0)
     rows = []
-    corpora = {"choice": choice_corpus(n, rng), "number": number_corpus(n, rng),
-               "expression": expression_corpus(n, rng), "ovd": ovd_corpus(min(n, 2000), rng)}
+    corpora = {
+        "choice": choice_corpus(n, rng),
+        "number": number_corpus(n, rng),
+        "expression": expression_corpus(n, rng),
+        "ovd": ovd_corpus(min(n, 2000), rng),
+    }
     for kind, items in corpora.items():
         responses, infos = [r for r, _ in items], [i for _, i in items]
         naive_items = items[:naive_n]
@@ -157,12 +171,16 @@ def run(n: int, workers: int, naive_n: int) -> list[dict]:
         assert [s["score"] for s in single] == [s["score"] for s in batched], kind
 
         rate_single, rate_batch = len(items) / t_single, len(items) / t_batch
-        row = {"reward": "ovd" if kind == "ovd" else f"hfrrf[{kind}]", "n": len(items),
-               "naive_per_s": round(naive_rate, 1), "single_per_s": round(rate_single, 1),
-               "batched_per_s": round(rate_batch, 1),
-               "ratio_vs_naive": round(max(rate_single, rate_batch) / naive_rate, 1),
-               "ms_per_sample": round(1000 / max(rate_single, rate_batch), 3),
-               "mean_score": round(sum(s["score"] for s in batched) / len(batched), 3)}
+        row = {
+            "reward": "ovd" if kind == "ovd" else f"hfrrf[{kind}]",
+            "n": len(items),
+            "naive_per_s": round(naive_rate, 1),
+            "single_per_s": round(rate_single, 1),
+            "batched_per_s": round(rate_batch, 1),
+            "ratio_vs_naive": round(max(rate_single, rate_batch) / naive_rate, 1),
+            "ms_per_sample": round(1000 / max(rate_single, rate_batch), 3),
+            "mean_score": round(sum(s["score"] for s in batched) / len(batched), 3),
+        }
         target = TARGETS.get(kind)
         if target:
             unit, goal = target
@@ -181,8 +199,17 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="runs/bench")
     args = ap.parse_args(argv)
     rows = run(args.n, args.workers, args.naive_n)
-    header = ["reward", "n", "naive_per_s", "single_per_s", "batched_per_s", "ratio_vs_naive", "ms_per_sample",
-              "target", "meets_target"]
+    header = [
+        "reward",
+        "n",
+        "naive_per_s",
+        "single_per_s",
+        "batched_per_s",
+        "ratio_vs_naive",
+        "ms_per_sample",
+        "target",
+        "meets_target",
+    ]
     print(" | ".join(header))  # noqa: T201
     for r in rows:
         print(" | ".join(str(r.get(h, "")) for h in header))  # noqa: T201

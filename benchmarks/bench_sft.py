@@ -45,15 +45,22 @@ def main(argv=None) -> int:
     for s in samples:
         n = int(min(120, rng.lognormvariate(2.2, 0.9)))  # long-tailed thinking lengths
         response = s.meta["reference_solution"].replace("</think>", filler * n + "</think>")
-        rows.append({"uid": s.id, "images": [str(tmp / "demo" / r) for r in s.images], "prompt": s.question,
-                     "response": response})
-    batches = [rows[i:i + args.batch_size] for i in range(0, len(rows), args.batch_size)]
+        rows.append(
+            {
+                "uid": s.id,
+                "images": [str(tmp / "demo" / r) for r in s.images],
+                "prompt": s.question,
+                "response": response,
+            }
+        )
+    batches = [rows[i : i + args.batch_size] for i in range(0, len(rows), args.batch_size)]
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    collators = {"padded": VLMCollator(processor), "packed": VLMCollator(processor, True,
-                                                                               model.model.get_rope_index)}
+    collators = {"padded": VLMCollator(processor), "packed": VLMCollator(processor, True, model.model.get_rope_index)}
     prepared = {k: [c(b) for b in batches] for k, c in collators.items()}
-    real_tokens = sum(int((b["labels"] != -100).sum() + (b["labels"] == -100).sum() - (b["attention_mask"] == 0).sum())
-                      for b in prepared["padded"])  # fmt: skip
+    real_tokens = sum(
+        int((b["labels"] != -100).sum() + (b["labels"] == -100).sum() - (b["attention_mask"] == 0).sum())
+        for b in prepared["padded"]
+    )
     results = {}
     for _ in range(2):  # two rounds, alternating, to even out warm-up and machine noise
         for mode, bs in prepared.items():
@@ -63,14 +70,20 @@ def main(argv=None) -> int:
                 loss.backward()
                 opt.zero_grad()
             results.setdefault(mode, []).append(time.perf_counter() - t0)
-    row = {"batches": len(batches), "batch_size": args.batch_size, "real_tokens": real_tokens,
-           "padded_tokens": sum(b["input_ids"].numel() for b in prepared["padded"])}
+    row = {
+        "batches": len(batches),
+        "batch_size": args.batch_size,
+        "real_tokens": real_tokens,
+        "padded_tokens": sum(b["input_ids"].numel() for b in prepared["padded"]),
+    }
     for mode, times in results.items():
         row[f"{mode}_tokens_per_s"] = round(real_tokens / min(times), 1)
     row["ratio_packed_vs_padded"] = round(row["packed_tokens_per_s"] / row["padded_tokens_per_s"], 2)
-    print(f"sft tokens/s ({args.family} tiny, {len(batches)} batches of {args.batch_size}, "  # noqa: T201
-          f"{row['real_tokens']} real / {row['padded_tokens']} padded tokens): padded {row['padded_tokens_per_s']}, "
-          f"packed {row['packed_tokens_per_s']} -> x{row['ratio_packed_vs_padded']}")
+    print(  # noqa: T201
+        f"sft tokens/s ({args.family} tiny, {len(batches)} batches of {args.batch_size}, "
+        f"{row['real_tokens']} real / {row['padded_tokens']} padded tokens): padded {row['padded_tokens_per_s']}, "
+        f"packed {row['packed_tokens_per_s']} -> x{row['ratio_packed_vs_padded']}"
+    )
     save_result(args.out, "sft", row)
     return 0
 

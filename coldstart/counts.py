@@ -35,5 +35,8 @@ class VerdictCounts:
         return {**bucket, "by_rule": dict(bucket["by_rule"].most_common()), "keep_rate": keep_rate}
 
     def as_dict(self) -> dict:
-        return {**self._finish(self.total), "edits": dict(self.edits),
-                "by_source": {s: self._finish(b) for s, b in self.by_source.items()}}  # fmt: skip
+        return {
+            **self._finish(self.total),
+            "edits": dict(self.edits),
+            "by_source": {s: self._finish(b) for s, b in self.by_source.items()},
+        }

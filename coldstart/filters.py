@@ -19,8 +19,16 @@ from pipeline.grading.answers import answer_matches
 from pipeline.grading.blocks import ANSWER_CLOSE, ANSWER_OPEN, TAGS, format_response
 from pipeline.grading.normalize import normalize_text
 
-RULES = ("answer_match", "format", "consistency", "truncated", "repetition", "mixed_language", "length",
-         "near_duplicate")  # fmt: skip
+RULES = (
+    "answer_match",
+    "format",
+    "consistency",
+    "truncated",
+    "repetition",
+    "mixed_language",
+    "length",
+    "near_duplicate",
+)
 
 
 @dataclass
@@ -72,12 +80,19 @@ class Candidate:
 
 _CONCLUSION = re.compile(
     r"(?:final answer\s*(?:is)?\s*[:：]?|the (?:correct )?answer is|answer\s*[:：]|\\boxed\{)\s*([^\n]{1,80}?)"
-    r"(?:\}|\.|\n|$)", re.I)  # fmt: skip
+    r"(?:\}|\.|\n|$)",
+    re.I,
+)
 
 
 def _info(c: Candidate, cfg: FilterConfig) -> dict:
-    return {"ground_truth": c.gold, "answer_type": c.answer_type, "choices": c.choices,
-            "number_rel_tol": cfg.number_rel_tol, "text_fuzzy": cfg.text_fuzzy}  # fmt: skip
+    return {
+        "ground_truth": c.gold,
+        "answer_type": c.answer_type,
+        "choices": c.choices,
+        "number_rel_tol": cfg.number_rel_tol,
+        "text_fuzzy": cfg.text_fuzzy,
+    }
 
 
 def rule_answer_match(c: Candidate, cfg: FilterConfig) -> str | None:
@@ -129,7 +144,7 @@ def rule_repetition(c: Candidate, cfg: FilterConfig) -> str | None:
     words = c.thinking.split()[:50_000]
     n = cfg.repetition_ngram
     if len(words) >= 4 * n:
-        grams = Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+        grams = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
         repeated = sum(v for v in grams.values() if v > 1) / max(1, sum(grams.values()))
         if repeated > cfg.max_repeated_ngram_share:
             return f"{repeated:.0%} of {n}-word spans are repeats (loop)"
@@ -165,7 +180,7 @@ def rule_mixed_language(c: Candidate, cfg: FilterConfig) -> str | None:
                 start = i
             run += 1
             if run > cfg.max_foreign_run:
-                return f"mixed-language run in the thinking: {c.thinking[start:start + 20]!r}"
+                return f"mixed-language run in the thinking: {c.thinking[start : start + 20]!r}"
         elif s is not None or not ch.isspace():
             run = 0
     return None
@@ -201,13 +216,15 @@ _PERM = np.random.default_rng(20250306).integers(1, 2**63 - 1, size=(2, _BANDS *
 
 def _shingles(text: str, k: int = 5) -> set[str]:
     words = normalize_text(text).split()
-    return {" ".join(words[i:i + k]) for i in range(max(1, len(words) - k + 1))}
+    return {" ".join(words[i : i + k]) for i in range(max(1, len(words) - k + 1))}
 
 
 def _minhash(text: str) -> np.ndarray:
     """64 MinHash values: one 64-bit hash per shingle, 64 universal-hash permutations (uint64 wrap-around)."""
-    hashes = np.fromiter((int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "little")
-                          for s in _shingles(text)), dtype=np.uint64)  # fmt: skip
+    hashes = np.fromiter(
+        (int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "little") for s in _shingles(text)),
+        dtype=np.uint64,
+    )
     with np.errstate(over="ignore"):
         return (hashes[:, None] * _PERM[0] + _PERM[1]).min(axis=0)
 
@@ -224,7 +241,7 @@ def mark_near_duplicates(cands: list[Candidate], cfg: FilterConfig) -> None:
         if c.reasons:
             continue
         sig = _minhash(c.thinking)
-        keys = [(b, tuple(sig[b * _ROWS:(b + 1) * _ROWS].tolist())) for b in range(_BANDS)]
+        keys = [(b, tuple(sig[b * _ROWS : (b + 1) * _ROWS].tolist())) for b in range(_BANDS)]
         seen: set[str] = set()
         for key in keys:
             for other in buckets.get(key, []):
@@ -233,8 +250,9 @@ def mark_near_duplicates(cands: list[Candidate], cfg: FilterConfig) -> None:
                 seen.add(other.id)
                 j = _jaccard(c.thinking, other.thinking)
                 if j >= cfg.near_duplicate_jaccard:
-                    c.reasons.append({"rule": "near_duplicate",
-                                      "reason": f"near-duplicate of {other.id} (Jaccard {j:.2f})"})  # fmt: skip
+                    c.reasons.append(
+                        {"rule": "near_duplicate", "reason": f"near-duplicate of {other.id} (Jaccard {j:.2f})"}
+                    )
                     break
             if c.reasons:
                 break
@@ -246,8 +264,10 @@ def mark_near_duplicates(cands: list[Candidate], cfg: FilterConfig) -> None:
 # ---------------------------------------------------------------- coherence rewriting (an edit, not a drop)
 
 COHERENCE = [
-    (re.compile(r"\b(?:the|this) (?:image )?description (?:says|states|mentions|notes|indicates|shows)\b", re.I),
-     "the image shows"),
+    (
+        re.compile(r"\b(?:the|this) (?:image )?description (?:says|states|mentions|notes|indicates|shows)\b", re.I),
+        "the image shows",
+    ),
     (re.compile(r"\b(according to|based on|from|in) the (?:image )?description\b", re.I), r"\1 the image"),
     (re.compile(r"\bas described\b", re.I), "as shown"),
     (re.compile(r"\bthe (?:image )?description\b", re.I), "the image"),

@@ -101,8 +101,12 @@ def _bins(values: list[int], n: int = 24) -> dict:
     return {"edges": [i * width for i in range(n + 1)], "counts": [counts.get(i, 0) for i in range(n)]}
 
 
-def build_report(run_dir: str | Path, out: str | Path | None = None, records: Iterable[dict] | None = None,
-                 roots: dict[str, Path] | None = None) -> Path:  # fmt: skip
+def build_report(
+    run_dir: str | Path,
+    out: str | Path | None = None,
+    records: Iterable[dict] | None = None,
+    roots: dict[str, Path] | None = None,
+) -> Path:
     """Write the report folder (atomically) and return the path of its index.html."""
     run_dir = Path(run_dir).resolve()
     out = Path(out) if out else run_dir / "inspect"
@@ -156,17 +160,42 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, records: It
                 p = thumbs.source_path(rec, rel)
                 originals.append(os.path.relpath(p, out) if p else None)
             uid = rec.get("uid") or f"{src}/{rec['id']}"
-            index.append([uid, sources.index(src), rec["verdict"][0], rule_ids,
-                          (rec.get("question") or "")[:SNIPPET], str(rec.get("answer", ""))[:40],
-                          str(rec.get("final_answer") or "")[:40], len(thinking), thumbs_of[:1]])  # fmt: skip
-            details.append({"uid": uid, "id": rec["id"], "source": src, "question": rec.get("question"),
-                            "answer": rec.get("answer"), "answer_type": rec.get("answer_type"),
-                            "choices": rec.get("choices"), "images": originals, "thumbs": thumbs_of,
-                            "pseudo_cot": rec.get("pseudo_cot"), "description": rec.get("description"),
-                            "thinking": thinking, "reasoner_text": (rec.get("reasoning") or {}).get("text"),
-                            "final_answer": rec.get("final_answer"), "response": rec.get("response"),
-                            "verdict": rec["verdict"], "reasons": rec.get("reasons") or [],
-                            "edits": rec.get("edits") or [], "provenance": rec.get("provenance") or {}})  # fmt: skip
+            index.append(
+                [
+                    uid,
+                    sources.index(src),
+                    rec["verdict"][0],
+                    rule_ids,
+                    (rec.get("question") or "")[:SNIPPET],
+                    str(rec.get("answer", ""))[:40],
+                    str(rec.get("final_answer") or "")[:40],
+                    len(thinking),
+                    thumbs_of[:1],
+                ]
+            )
+            details.append(
+                {
+                    "uid": uid,
+                    "id": rec["id"],
+                    "source": src,
+                    "question": rec.get("question"),
+                    "answer": rec.get("answer"),
+                    "answer_type": rec.get("answer_type"),
+                    "choices": rec.get("choices"),
+                    "images": originals,
+                    "thumbs": thumbs_of,
+                    "pseudo_cot": rec.get("pseudo_cot"),
+                    "description": rec.get("description"),
+                    "thinking": thinking,
+                    "reasoner_text": (rec.get("reasoning") or {}).get("text"),
+                    "final_answer": rec.get("final_answer"),
+                    "response": rec.get("response"),
+                    "verdict": rec["verdict"],
+                    "reasons": rec.get("reasons") or [],
+                    "edits": rec.get("edits") or [],
+                    "provenance": rec.get("provenance") or {},
+                }
+            )
             n += 1
             flush_index()
             flush_details()
@@ -175,15 +204,23 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, records: It
         top = sorted(reason_examples.items(), key=lambda kv: -kv[1][0])[:20]
         tally = counts.as_dict()
         overview = {
-            "run": str(run_dir), "total": n, "rules": rules, "sources": sources,
-            "verdicts": {v: tally[v] for v in VERDICTS}, "by_rule": tally["by_rule"],
-            "by_source": {s: {k: c[k] for k in ("total", *VERDICTS, "keep_rate", "by_rule")}
-                          for s, c in tally["by_source"].items()},
-            "thinking_hist": _bins(think_len), "description_hist": _bins(desc_len),
+            "run": str(run_dir),
+            "total": n,
+            "rules": rules,
+            "sources": sources,
+            "verdicts": {v: tally[v] for v in VERDICTS},
+            "by_rule": tally["by_rule"],
+            "by_source": {
+                s: {k: c[k] for k in ("total", *VERDICTS, "keep_rate", "by_rule")}
+                for s, c in tally["by_source"].items()
+            },
+            "thinking_hist": _bins(think_len),
+            "description_hist": _bins(desc_len),
             "top_reasons": [{"rule": k[0], "reason": ex[2], "count": ex[0], "example": ex[1]} for k, ex in top],
-            "index_chunks": len(list((tmp / "data").glob("index-*.js"))), "index_chunk": INDEX_CHUNK,
+            "index_chunks": len(list((tmp / "data").glob("index-*.js"))),
+            "index_chunk": INDEX_CHUNK,
             "detail_chunk": DETAIL_CHUNK,
-        }  # fmt: skip
+        }
         (tmp / "data" / "overview.js").write_text(_js("VR1.overview", overview))
         for asset in ("index.html", "app.js", "style.css"):
             shutil.copy(ASSETS / asset, tmp / asset)
@@ -201,25 +238,33 @@ def _block(title: str, text: str | None, width: int = 100) -> str:
 def format_sample(rec: dict) -> str:
     verdict = rec["verdict"].upper()
     color = {"KEPT": "32", "DROPPED": "31", "FAILED": "33"}[verdict]
-    lines = [f"\033[1;{color}m{verdict}\033[0m  {rec.get('uid') or rec['id']}  ({rec.get('answer_type')}, "
-             f"{len(rec.get('images') or [])} image(s): {', '.join(rec.get('images') or [])})"]  # fmt: skip
+    lines = [
+        f"\033[1;{color}m{verdict}\033[0m  {rec.get('uid') or rec['id']}  ({rec.get('answer_type')}, "
+        f"{len(rec.get('images') or [])} image(s): {', '.join(rec.get('images') or [])})"
+    ]
     for r in rec.get("reasons") or []:
         lines.append(f"  \033[31m✗ {r['rule']}\033[0m: {r['reason']}")
     for e in rec.get("edits") or []:
         lines.append(f"  \033[36m✎ {e['rule']}\033[0m: {e['count']} × /{e['pattern']}/")
-    lines += [_block("question", rec.get("question")), _block("ground truth", str(rec.get("answer"))),
-              _block("pseudo-CoT", rec.get("pseudo_cot")), _block("description", rec.get("description")),
-              _block("thinking", thinking_of(rec)), _block("final answer", rec.get("final_answer"))]  # fmt: skip
+    lines += [
+        _block("question", rec.get("question")),
+        _block("ground truth", str(rec.get("answer"))),
+        _block("pseudo-CoT", rec.get("pseudo_cot")),
+        _block("description", rec.get("description")),
+        _block("thinking", thinking_of(rec)),
+        _block("final answer", rec.get("final_answer")),
+    ]
     prov = rec.get("provenance") or {}
     for step, p in prov.items():
         tokens = f"{p.get('prompt_tokens')}→{p.get('completion_tokens')} tokens"
-        lines.append(f"  \033[2m{step}: {p.get('model')} prompt {p.get('prompt_hash')} {tokens} "
-                     f"{p.get('latency_s', 0):.2f}s\033[0m")
+        lines.append(
+            f"  \033[2m{step}: {p.get('model')} prompt {p.get('prompt_hash')} {tokens} "
+            f"{p.get('latency_s', 0):.2f}s\033[0m"
+        )
     return "\n".join(lines)
 
 
-def find_samples(run_dir: Path, sample: str | None = None, dropped_by: str | None = None,
-                 limit: int = 5) -> list[dict]:  # fmt: skip
+def find_samples(run_dir: Path, sample: str | None = None, dropped_by: str | None = None, limit: int = 5) -> list[dict]:
     found = []
     for rec in iter_records(run_dir):
         if sample is not None and sample not in (rec["id"], rec.get("uid")):

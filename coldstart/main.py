@@ -13,11 +13,11 @@ from coldstart.output import build_records, filter_report, write_outputs
 from coldstart.runner import Generation, uid
 from coldstart.steps import load_steps
 from coldstart.store import StepStore
-from pipeline.generation import make_backend
 from pipeline.config import CONFIG_DIR, load_config, to_dict
-from pipeline.errors import ConfigError, Vr1Error
-from pipeline.io import write_json, write_jsonl
 from pipeline.data.manifest import Manifest, read_manifest
+from pipeline.errors import ConfigError, Vr1Error
+from pipeline.generation import make_backend
+from pipeline.io import write_json, write_jsonl
 from pipeline.progress import LOG
 from pipeline.rundir import create_run_dir
 
@@ -70,8 +70,9 @@ async def _generate(gen_args, samples, cfg: ColdStartConfig):
 def run(args) -> int:
     cfg = load_config(ColdStartConfig, args.config, args.overrides)
     secret_envs = [n for n in (cfg.vlm.api_key_env, cfg.reasoner.api_key_env) if n]
-    run_dir = create_run_dir("coldstart", to_dict(cfg), name=args.name, root=args.runs_root,
-                             secret_env_names=secret_envs)  # fmt: skip
+    run_dir = create_run_dir(
+        "coldstart", to_dict(cfg), name=args.name, root=args.runs_root, secret_env_names=secret_envs
+    )
     lock = open(run_dir.path / ".lock", "w")  # noqa: SIM115 - held for the whole run, released on exit or kill
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -85,8 +86,13 @@ def run(args) -> int:
     LOG.info("cold start on %d samples; run directory %s", len(samples), run_dir.path)
     stores = {st.name: StepStore(run_dir.path / "steps" / f"{st.name}.jsonl", fsync=cfg.run.fsync) for st in steps}
     try:
-        gen = asyncio.run(_generate({"steps": steps, "stores": stores, "image_roots": roots,
-                                     "retry_failed": cfg.run.retry_failed}, samples, cfg))  # fmt: skip
+        gen = asyncio.run(
+            _generate(
+                {"steps": steps, "stores": stores, "image_roots": roots, "retry_failed": cfg.run.retry_failed},
+                samples,
+                cfg,
+            )
+        )
     finally:
         for store in stores.values():
             store.close()
@@ -94,25 +100,37 @@ def run(args) -> int:
     written = write_outputs(run_dir.path, samples, records, roots, cfg.output.sharegpt, cfg.output.hf)
     wall = time.perf_counter() - t0
     report = filter_report(records)
-    summary = {"samples": len(samples), "kept": report["kept"], "dropped": report["dropped"],
-               "failed": report["failed"], "rejected_records": n_rejects, "wall_s": round(wall, 2),
-               "samples_per_s": round(len(samples) / wall, 3),
-               "roles": {role: vars(s) for role, s in gen.stats.items()},
-               "outputs": {k: str(v) for k, v in written.items()}}  # fmt: skip
+    summary = {
+        "samples": len(samples),
+        "kept": report["kept"],
+        "dropped": report["dropped"],
+        "failed": report["failed"],
+        "rejected_records": n_rejects,
+        "wall_s": round(wall, 2),
+        "samples_per_s": round(len(samples) / wall, 3),
+        "roles": {role: vars(s) for role, s in gen.stats.items()},
+        "outputs": {k: str(v) for k, v in written.items()},
+    }
     write_json(run_dir.file("summary.json"), summary)
     _print_summary(summary, report, run_dir.path)
     return 0
 
 
 def _print_summary(summary: dict, report: dict, path: Path) -> None:
-    lines = [f"cold start: {summary['samples']} samples -> kept {summary['kept']}, dropped {summary['dropped']}, "
-             f"failed {summary['failed']} in {summary['wall_s']:.1f}s ({summary['samples_per_s']:.2f} samples/s)"]
+    lines = [
+        f"cold start: {summary['samples']} samples -> kept {summary['kept']}, dropped {summary['dropped']}, "
+        f"failed {summary['failed']} in {summary['wall_s']:.1f}s ({summary['samples_per_s']:.2f} samples/s)"
+    ]
     for role, s in summary["roles"].items():
-        lines.append(f"  {role:<8} requests {s['requests']} (reused {s['reused']}, failed {s['failed']}, retries "
-                     f"{s['retries']}), tokens in {s['prompt_tokens']} / out {s['completion_tokens']}")
+        lines.append(
+            f"  {role:<8} requests {s['requests']} (reused {s['reused']}, failed {s['failed']}, retries "
+            f"{s['retries']}), tokens in {s['prompt_tokens']} / out {s['completion_tokens']}"
+        )
     if report["by_rule"]:
         lines.append("  drops by rule: " + json.dumps(report["by_rule"]))
-    lines.append(f"  wrote {path}/: coldstart.jsonl, dropped.jsonl, filter_report.json, summary.json, steps/"
-                 + (", cold_start.json" if "sharegpt" in summary["outputs"] else "")
-                 + (", cold_start_hf/" if "hf" in summary["outputs"] else ""))
+    lines.append(
+        f"  wrote {path}/: coldstart.jsonl, dropped.jsonl, filter_report.json, summary.json, steps/"
+        + (", cold_start.json" if "sharegpt" in summary["outputs"] else "")
+        + (", cold_start_hf/" if "hf" in summary["outputs"] else "")
+    )
     print("\n".join(lines), flush=True)  # noqa: T201 - the command's closing summary

@@ -9,19 +9,25 @@ from coldstart.counts import VerdictCounts
 from coldstart.filters import Candidate, FilterConfig, apply_filters
 from coldstart.runner import SampleResult, uid
 from pipeline.data.images import resolve_image
-from pipeline.io import write_json, write_jsonl
 from pipeline.data.schema import Sample
 from pipeline.data.writers import write_hf_dataset, write_sharegpt
+from pipeline.io import write_json, write_jsonl
 
 
 def candidate(sample: Sample, res: SampleResult) -> Candidate:
     reasoning = res.outputs["reasoning"]
     return Candidate(
-        id=uid(sample), source=sample.source, answer_type=sample.answer_type, gold=sample.answer,
-        choices=sample.choices, question=sample.question, thinking=reasoning.get("thinking") or "",
-        answer_text=reasoning["text"], final_answer=reasoning.get("final_answer"),
+        id=uid(sample),
+        source=sample.source,
+        answer_type=sample.answer_type,
+        gold=sample.answer,
+        choices=sample.choices,
+        question=sample.question,
+        thinking=reasoning.get("thinking") or "",
+        answer_text=reasoning["text"],
+        final_answer=reasoning.get("final_answer"),
         finish_reasons={step: out.get("finish_reason", "stop") for step, out in res.outputs.items()},
-    )  # fmt: skip
+    )
 
 
 def build_records(samples: list[Sample], results: dict[str, SampleResult], cfg: FilterConfig) -> list[dict]:
@@ -35,17 +41,30 @@ def build_records(samples: list[Sample], results: dict[str, SampleResult], cfg: 
     records = []
     for s in samples:
         res = results[uid(s)]
-        rec = {**s.to_dict(), "uid": uid(s),
-               "pseudo_cot": res.outputs.get("pseudo_cot", {}).get("text"),
-               "description": res.outputs.get("description", {}).get("text"),
-               "reasoning": res.outputs.get("reasoning"), "provenance": res.provenance}  # fmt: skip
+        rec = {
+            **s.to_dict(),
+            "uid": uid(s),
+            "pseudo_cot": res.outputs.get("pseudo_cot", {}).get("text"),
+            "description": res.outputs.get("description", {}).get("text"),
+            "reasoning": res.outputs.get("reasoning"),
+            "provenance": res.provenance,
+        }
         c = cands.get(uid(s))
         if c is None:
-            rec.update(verdict="failed", reasons=[{"rule": "generation", "reason": f"{res.failed['step']}: "
-                                                   f"{res.failed['reason']}"}], edits=[], response=None)  # fmt: skip
+            rec.update(
+                verdict="failed",
+                reasons=[{"rule": "generation", "reason": f"{res.failed['step']}: {res.failed['reason']}"}],
+                edits=[],
+                response=None,
+            )
         else:
-            rec.update(verdict="dropped" if c.reasons else "kept", reasons=c.reasons, edits=c.edits,
-                       final_answer=c.final_answer, response=c.response())  # fmt: skip
+            rec.update(
+                verdict="dropped" if c.reasons else "kept",
+                reasons=c.reasons,
+                edits=c.edits,
+                final_answer=c.final_answer,
+                response=c.response(),
+            )
         records.append(rec)
     return records
 
@@ -58,12 +77,16 @@ def filter_report(records: list[dict]) -> dict:
     return counts.as_dict()
 
 
-def write_outputs(out_dir: Path, samples: list[Sample], records: list[dict], image_roots: dict[str, Path],
-                  sharegpt: bool, hf: bool) -> dict[str, Path]:  # fmt: skip
+def write_outputs(
+    out_dir: Path, samples: list[Sample], records: list[dict], image_roots: dict[str, Path], sharegpt: bool, hf: bool
+) -> dict[str, Path]:
     """coldstart.jsonl (every sample), dropped.jsonl, filter_report.json, and the kept set as ShareGPT / HF.
     Kept images are linked under `<source>/<relative path>` so sources never collide."""
-    written = {"records": out_dir / "coldstart.jsonl", "dropped": out_dir / "dropped.jsonl",
-               "report": out_dir / "filter_report.json"}  # fmt: skip
+    written = {
+        "records": out_dir / "coldstart.jsonl",
+        "dropped": out_dir / "dropped.jsonl",
+        "report": out_dir / "filter_report.json",
+    }
     write_jsonl(written["records"], records)
     write_jsonl(written["dropped"], (r for r in records if r["verdict"] != "kept"))
     write_json(written["report"], filter_report(records))

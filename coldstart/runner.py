@@ -11,9 +11,9 @@ from pathlib import Path
 
 from coldstart.steps import Step
 from coldstart.store import StepStore, record_key
+from pipeline.data.schema import Sample
 from pipeline.generation import ChatBackend, GenerationError
 from pipeline.progress import progress
-from pipeline.data.schema import Sample
 
 
 @dataclass
@@ -39,8 +39,14 @@ def uid(sample: Sample) -> str:
 
 
 class Generation:
-    def __init__(self, steps: list[Step], teachers: dict[str, ChatBackend], stores: dict[str, StepStore],
-                 image_roots: dict[str, Path], retry_failed: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        steps: list[Step],
+        teachers: dict[str, ChatBackend],
+        stores: dict[str, StepStore],
+        image_roots: dict[str, Path],
+        retry_failed: bool = True,
+    ):
         self.steps = steps
         self.teachers = teachers
         self.stores = stores
@@ -55,14 +61,26 @@ class Generation:
         teacher = self.teachers[step.role]
         stats = self.stats[step.role]
         request = step.build(sample, res.outputs, self.image_roots[sample.source])
-        key = record_key(uid(sample), step.name, step.prompt.hash, teacher.model, step.request_hash(request, teacher.cfg.request_settings()))
+        key = record_key(
+            uid(sample),
+            step.name,
+            step.prompt.hash,
+            teacher.model,
+            step.request_hash(request, teacher.cfg.request_settings()),
+        )
         store = self.stores[step.name]
         rec = store.get_ok(key) or (None if self.retry_failed else store.failed.get(key))
         if rec is not None:
             stats.reused += 1
         else:
-            base = {"key": key, "sample_id": sample.id, "source": sample.source, "step": step.name,
-                    "prompt_hash": step.prompt.hash, "model": teacher.model}  # fmt: skip
+            base = {
+                "key": key,
+                "sample_id": sample.id,
+                "source": sample.source,
+                "step": step.name,
+                "prompt_hash": step.prompt.hash,
+                "model": teacher.model,
+            }
             t0 = time.perf_counter()
             try:
                 completion = await teacher.complete(request)
@@ -91,7 +109,7 @@ class Generation:
     async def _chain(self, sample: Sample) -> None:
         for i, step in enumerate(self.steps):
             if not await self._step(sample, step):
-                for later in self.steps[i + 1:]:
+                for later in self.steps[i + 1 :]:
                     self.bars[later.name].update(1)  # nothing more will happen to this sample
                 return
 
@@ -107,8 +125,9 @@ class Generation:
     async def run(self, samples: list[Sample], mode: str = "stream", max_in_flight: int = 0) -> None:
         self.results = {uid(s): SampleResult() for s in samples}
         width = max_in_flight or 2 * sum(t.max_concurrency for t in self.teachers.values())
-        self.bars = {st.name: progress(total=len(samples), desc=f"{st.name:<11}", position=i)
-                     for i, st in enumerate(self.steps)}  # fmt: skip
+        self.bars = {
+            st.name: progress(total=len(samples), desc=f"{st.name:<11}", position=i) for i, st in enumerate(self.steps)
+        }
         try:
             if mode == "stream":
                 await self._pool(samples, self._chain, width)

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coldstart.store import content_hash
-from pipeline.generation import ChatRequest, Completion
-from pipeline.errors import ConfigError
 from pipeline.data.images import resolve_image
 from pipeline.data.schema import Sample
+from pipeline.errors import ConfigError
+from pipeline.generation import ChatRequest, Completion
 from pipeline.grading.blocks import final_answer
 from pipeline.grading.choices import format_choices, lists_choices
 
@@ -23,8 +23,13 @@ FIELDS = {
     "description": {"question", "choices_block", "pseudo_cot"},
     "reasoning": {"question", "choices_block", "description", "answer_hint"},
 }
-ANSWER_HINT = {"choice": " (only the option's letter)", "number": " (only the number)",
-               "expression": " (only the exact expression, in LaTeX)", "text": "", "label": ""}  # fmt: skip
+ANSWER_HINT = {
+    "choice": " (only the option's letter)",
+    "number": " (only the number)",
+    "expression": " (only the exact expression, in LaTeX)",
+    "text": "",
+    "label": "",
+}
 
 
 @dataclass(frozen=True)
@@ -42,8 +47,9 @@ class Prompt:
         used = {f for _, f, _, _ in string.Formatter().parse(text) if f}
         unknown = used - FIELDS[step]
         if unknown:
-            raise ConfigError(f"{path}: unknown placeholder(s) {sorted(unknown)}; step '{step}' offers "
-                              f"{sorted(FIELDS[step])}")  # fmt: skip
+            raise ConfigError(
+                f"{path}: unknown placeholder(s) {sorted(unknown)}; step '{step}' offers {sorted(FIELDS[step])}"
+            )
         return cls(path, text, content_hash(text)[:12])
 
 
@@ -64,10 +70,14 @@ class Step:
         return ROLE[self.name]
 
     def build(self, sample: Sample, prior: dict[str, dict], image_root: Path) -> ChatRequest:
-        values = {"question": sample.question, "choices_block": choices_block(sample), "answer": sample.answer,
-                  "pseudo_cot": prior.get("pseudo_cot", {}).get("text", ""),
-                  "description": prior.get("description", {}).get("text", ""),
-                  "answer_hint": ANSWER_HINT.get(sample.answer_type, "")}  # fmt: skip
+        values = {
+            "question": sample.question,
+            "choices_block": choices_block(sample),
+            "answer": sample.answer,
+            "pseudo_cot": prior.get("pseudo_cot", {}).get("text", ""),
+            "description": prior.get("description", {}).get("text", ""),
+            "answer_hint": ANSWER_HINT.get(sample.answer_type, ""),
+        }
         text = self.prompt.text.format_map({k: values[k] for k in FIELDS[self.name]})
         images = [resolve_image(image_root, rel, "images") for rel in sample.images] if self.role == "vlm" else []
         return ChatRequest(text=text, images=images, key=f"{sample.id}:{self.name}")

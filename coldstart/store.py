@@ -47,8 +47,9 @@ class StepStore:
             self.repaired_bytes = len(data) - end
             with open(self.path, "r+b") as f:
                 f.truncate(end)
-            LOG.warning("%s: cut a torn last line (%d bytes) left by an interrupted run", self.path,
-                        self.repaired_bytes)  # fmt: skip
+            LOG.warning(
+                "%s: cut a torn last line (%d bytes) left by an interrupted run", self.path, self.repaired_bytes
+            )
         for lineno, line in enumerate(data[:end].splitlines(), 1):
             try:
                 rec = json.loads(line)
@@ -71,7 +72,7 @@ class StepStore:
             return
         line = memoryview((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
         while line:
-            line = line[os.write(self._fd, line):]
+            line = line[os.write(self._fd, line) :]
         if self.fsync:
             os.fsync(self._fd)
         if record.get("status") == "ok":

@@ -16,8 +16,11 @@ from pipeline.errors import Vr1Error
 
 # Stage name -> (one-line help, issue that delivers it, entry "module:function" once it exists).
 STAGES: dict[str, tuple[str, str, str | None]] = {
-    "coldstart": ("cold start by modality bridging: pseudo-CoT, description, reasoning, filter", "#3",
-                  "coldstart.main:run"),
+    "coldstart": (
+        "cold start by modality bridging: pseudo-CoT, description, reasoning, filter",
+        "#3",
+        "coldstart.main:run",
+    ),
     "sft": ("supervised fine-tuning of the base VLM on the cold-start set", "#5", "rl.sft.main:run"),
     "ptst": ("PTST: staged GRPO with the hard format-result reward (verl or TRL)", "#6", "rl.ptst.main:run"),
     "eval": ("evaluate a checkpoint on benchmarks (accuracy, response lengths)", "later issues", None),
@@ -70,8 +73,10 @@ def cmd_check_data(args) -> int:
         reports.append(rep.as_dict())
         rejects += [e.as_record() for e in rep.problems]
         bad += len(rep.problems)
-        _out(f"{m}: {rep.n_samples} ok, {len(rep.problems)} problems, {len(rep.skipped)} skipped; "
-             f"answer types {dict(rep.answer_types)}")  # fmt: skip
+        _out(
+            f"{m}: {rep.n_samples} ok, {len(rep.problems)} problems, {len(rep.skipped)} skipped; "
+            f"answer types {dict(rep.answer_types)}"
+        )
         for e in rep.problems[: args.show]:
             _out(f"  {e}")
         if len(rep.problems) > args.show:
@@ -108,17 +113,23 @@ def build_parser() -> argparse.ArgumentParser:
     for stage, (help_text, _, _) in STAGES.items():
         sp = sub.add_parser(stage, help=help_text, description=help_text)
         sp.add_argument("--config", default=f"{stage}/demo", help="config name under configs/ or a YAML path")
-        sp.add_argument("--name", help="run name (default: a timestamp; for ptst the config's name, so its stages "
-                        "share one run); reusing a name resumes that run")
+        sp.add_argument(
+            "--name",
+            help="run name (default: a timestamp; for ptst the config's name, so its stages "
+            "share one run); reusing a name resumes that run",
+        )
         sp.add_argument("--runs-root", default="runs", help="where run directories go")
         sp.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. run.seed=3")
         if stage == "ptst":
             sp.add_argument("--dry-run", action="store_true", help="print each stage's exact verl command and stop")
         sp.set_defaults(func=_stage_runner(stage))
 
-    sp = sub.add_parser("inspect", help="HTML report and terminal views of a cold-start run",
-                        description="Write a static HTML report of a cold-start run (default: the latest) and print "
-                                    "its path; or pretty-print samples in the terminal.")  # fmt: skip
+    sp = sub.add_parser(
+        "inspect",
+        help="HTML report and terminal views of a cold-start run",
+        description="Write a static HTML report of a cold-start run (default: the latest) and print "
+        "its path; or pretty-print samples in the terminal.",
+    )
     sp.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="a runs/coldstart/<name> directory")
     sp.add_argument("--sample", help="print this sample (id or source/id)")
     sp.add_argument("--dropped-by", help="print samples dropped by this rule")
@@ -139,16 +150,22 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--tasks", help="comma-separated subset of tasks")
     sp.set_defaults(func=cmd_demo_data)
 
-    sp = sub.add_parser("tiny-model", help="build a tiny random-init VLM offline",
-                        description="Build a tiny random-init model (hub folder layout) of a supported family.")
+    sp = sub.add_parser(
+        "tiny-model",
+        help="build a tiny random-init VLM offline",
+        description="Build a tiny random-init model (hub folder layout) of a supported family.",
+    )
     sp.add_argument("--family", required=True, choices=["qwen2_vl", "qwen2_5_vl", "internvl", "all"])
     sp.add_argument("--out", required=True, help="output folder (with --family all: one subfolder per family)")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--overwrite", action="store_true", help="replace an existing folder")
     sp.set_defaults(func=cmd_tiny_model)
 
-    sp = sub.add_parser("check-data", help="validate data manifests before any stage uses them",
-                        description="Read manifests leniently; list every bad record by file, line and field.")
+    sp = sub.add_parser(
+        "check-data",
+        help="validate data manifests before any stage uses them",
+        description="Read manifests leniently; list every bad record by file, line and field.",
+    )
     sp.add_argument("manifests", nargs="+", metavar="MANIFEST")
     sp.add_argument("--name", help="run name")
     sp.add_argument("--runs-root", default="runs")

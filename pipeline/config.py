@@ -33,8 +33,10 @@ def find_config(ref: str | Path) -> Path:
         return named
     known = sorted(str(q.relative_to(CONFIG_DIR).with_suffix("")) for q in CONFIG_DIR.rglob("*.yaml"))
     hint = difflib.get_close_matches(str(ref), known, n=1)
-    raise ConfigError(f"config '{ref}' not found (not a file, not under configs/)"
-                      + (f"; did you mean '{hint[0]}'?" if hint else f"; known: {known}"))  # fmt: skip
+    raise ConfigError(
+        f"config '{ref}' not found (not a file, not under configs/)"
+        + (f"; did you mean '{hint[0]}'?" if hint else f"; known: {known}")
+    )
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -123,9 +125,10 @@ def build(cls: type[T], data: dict, prefix: str = "") -> T:
     for key, value in data.items():
         if key not in fields:
             close = difflib.get_close_matches(key, list(fields), n=1)
-            raise ConfigError(f"unknown config key '{prefix}{key}'"
-                              + (f"; did you mean '{prefix}{close[0]}'?" if close else
-                                 f"; known keys here: {sorted(fields)}"))  # fmt: skip
+            raise ConfigError(
+                f"unknown config key '{prefix}{key}'"
+                + (f"; did you mean '{prefix}{close[0]}'?" if close else f"; known keys here: {sorted(fields)}")
+            )
         kwargs[key] = _coerce(value, hints[key], prefix + key)
     try:
         return cls(**kwargs)

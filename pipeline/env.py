@@ -36,7 +36,6 @@ def check_environment(force: bool = False) -> None:
     _CHECKED = True
 
 
-
 def fix_environment() -> list[str]:
     """Uninstall torchvision/torchcodec when they are installed but cannot import; returns what was removed."""
     import subprocess

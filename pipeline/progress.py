@@ -18,15 +18,25 @@ SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)", re.I)
 def progress(it: Iterable | None = None, desc: str = "", total: int | None = None, unit: str = "sample", **kw):
     """A tqdm bar with rate and ETA on stderr; quiet when VR1_NO_PROGRESS=1 (CI logs stay readable)."""
     disable = os.environ.get("VR1_NO_PROGRESS") == "1"
-    return tqdm(it, desc=desc, total=total, unit=unit, dynamic_ncols=True, disable=disable, file=sys.stderr,
-                mininterval=0.5, **kw)  # fmt: skip
+    return tqdm(
+        it,
+        desc=desc,
+        total=total,
+        unit=unit,
+        dynamic_ncols=True,
+        disable=disable,
+        file=sys.stderr,
+        mininterval=0.5,
+        **kw,
+    )
 
 
 def secret_values(extra_env_names: Iterable[str] = ()) -> list[str]:
     """Values of environment variables that hold secrets (by name pattern, plus names a config points at)."""
     names = {n for n in os.environ if SECRET_ENV.search(n)} | set(extra_env_names)
-    return sorted({os.environ[n] for n in names if os.environ.get(n) and len(os.environ[n]) >= 6}, key=len,
-                  reverse=True)  # fmt: skip
+    return sorted(
+        {os.environ[n] for n in names if os.environ.get(n) and len(os.environ[n]) >= 6}, key=len, reverse=True
+    )
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:

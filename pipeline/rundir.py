@@ -34,8 +34,13 @@ def _safe_name(name: str) -> str:
     return name
 
 
-def create_run_dir(stage: str, config: dict[str, Any], name: str | None = None, root: str | Path = "runs",
-                   secret_env_names: list[str] | tuple[str, ...] = ()) -> RunDir:  # fmt: skip
+def create_run_dir(
+    stage: str,
+    config: dict[str, Any],
+    name: str | None = None,
+    root: str | Path = "runs",
+    secret_env_names: list[str] | tuple[str, ...] = (),
+) -> RunDir:
     """Create (or reopen, to resume) a run directory, write its resolved config, point `latest` at it, and
     start logging into it."""
     name = _safe_name(name or time.strftime("%Y%m%d-%H%M%S"))

@@ -20,8 +20,32 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 FAULTS = ("429", "500", "hang", "malformed", "empty", "drop")
-WORDS = ("circle", "square", "count", "left", "right", "top", "bottom", "bar", "angle", "edge", "red", "blue",
-         "green", "label", "axis", "value", "line", "shape", "corner", "middle", "row", "column", "pair", "total")
+WORDS = (
+    "circle",
+    "square",
+    "count",
+    "left",
+    "right",
+    "top",
+    "bottom",
+    "bar",
+    "angle",
+    "edge",
+    "red",
+    "blue",
+    "green",
+    "label",
+    "axis",
+    "value",
+    "line",
+    "shape",
+    "corner",
+    "middle",
+    "row",
+    "column",
+    "pair",
+    "total",
+)
 
 
 @dataclass
@@ -55,16 +79,19 @@ def answer_for(prompt: str) -> tuple[str, str | None]:
         return f"Caption: a drawing relevant to the question.\nReasoning: looking closely, the answer is {ans}.", None
     m = re.search(r"the answer is (.+?)\.\n", prompt)
     if "thought about this question" in prompt and m:  # step 2: description
-        return (f"The picture shows the objects the question asks about. A note in the corner reads: "
-                f"RESULT={m.group(1)}."), None
+        return (
+            f"The picture shows the objects the question asks about. A note in the corner reads: RESULT={m.group(1)}."
+        ), None
     m = re.search(r"RESULT=(.+?)\.\n", prompt + "\n")
     if m:  # step 3: the reasoner
         ans = m.group(1)
         seed = hashlib.sha256(prompt.encode()).digest()
         notes = " ".join(WORDS[b % len(WORDS)] for b in seed)  # makes each thinking text distinct
-        thinking = (f"The question asks about the picture. The description says the note reads {ans}. "
-                    f"My notes: {notes}. Wait, let me double-check that against the question. "
-                    f"Yes, so the answer is {ans}.")
+        thinking = (
+            f"The question asks about the picture. The description says the note reads {ans}. "
+            f"My notes: {notes}. Wait, let me double-check that against the question. "
+            f"Yes, so the answer is {ans}."
+        )
         return f"The answer is shown above.\n<answer>{ans}</answer>", thinking
     return "I cannot tell.", None
 
@@ -99,8 +126,9 @@ def make_app(state: ServerState) -> web.Application:
             if fault:
                 state.fault_log[fault] += 1
             if fault == "429":
-                return web.json_response({"error": {"message": "rate limited"}}, status=429,
-                                         headers={"Retry-After": "0.05"})
+                return web.json_response(
+                    {"error": {"message": "rate limited"}}, status=429, headers={"Retry-After": "0.05"}
+                )
             if fault == "500":
                 return web.json_response({"error": {"message": "internal error"}}, status=500)
             if fault == "hang":
@@ -117,13 +145,20 @@ def make_app(state: ServerState) -> web.Application:
             message = {"role": "assistant", "content": content}
             if reasoning is not None:
                 message["reasoning_content"] = reasoning
-            return web.json_response({
-                "id": f"chatcmpl-{state.served}", "object": "chat.completion", "created": int(time.time()),
-                "model": body["model"],
-                "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": len(content.split()),
-                          "total_tokens": len(prompt.split()) + len(content.split())},
-            })
+            return web.json_response(
+                {
+                    "id": f"chatcmpl-{state.served}",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": body["model"],
+                    "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                    "usage": {
+                        "prompt_tokens": len(prompt.split()),
+                        "completion_tokens": len(content.split()),
+                        "total_tokens": len(prompt.split()) + len(content.split()),
+                    },
+                }
+            )
         finally:
             state.in_flight -= counted
             if sem:

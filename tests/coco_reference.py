@@ -15,15 +15,34 @@ def pycocotools_map(gold: list[dict], pred: list[dict]) -> float:
         x1, y1, x2, y2 = b
         return [x1, y1, x2 - x1, y2 - y1]
 
-    anns = [{"id": i + 1, "image_id": 1, "category_id": cat[b["label"]], "bbox": xywh(b["bbox_2d"]),
-             "area": xywh(b["bbox_2d"])[2] * xywh(b["bbox_2d"])[3], "iscrowd": 0} for i, b in enumerate(gold)]
+    anns = [
+        {
+            "id": i + 1,
+            "image_id": 1,
+            "category_id": cat[b["label"]],
+            "bbox": xywh(b["bbox_2d"]),
+            "area": xywh(b["bbox_2d"])[2] * xywh(b["bbox_2d"])[3],
+            "iscrowd": 0,
+        }
+        for i, b in enumerate(gold)
+    ]
     gt = COCO()
-    gt.dataset = {"images": [{"id": 1}], "annotations": anns,
-                  "categories": [{"id": v, "name": k} for k, v in cat.items()]}
+    gt.dataset = {
+        "images": [{"id": 1}],
+        "annotations": anns,
+        "categories": [{"id": v, "name": k} for k, v in cat.items()],
+    }
     with contextlib.redirect_stdout(io.StringIO()):
         gt.createIndex()
-        dets = [{"image_id": 1, "category_id": cat[b["label"]], "bbox": xywh(b["bbox_2d"]),
-                 "score": float(b.get("confidence", 1.0))} for b in pred]
+        dets = [
+            {
+                "image_id": 1,
+                "category_id": cat[b["label"]],
+                "bbox": xywh(b["bbox_2d"]),
+                "score": float(b.get("confidence", 1.0)),
+            }
+            for b in pred
+        ]
         dt = gt.loadRes(dets) if dets else COCO()
         if not dets:
             dt.dataset = {"images": [{"id": 1}], "annotations": [], "categories": gt.dataset["categories"]}

@@ -6,13 +6,20 @@ import json
 import pytest
 from conftest import make_image
 
-from pipeline.errors import DataError
 from pipeline.data.manifest import Manifest, read_manifest
+from pipeline.errors import DataError
 
 
 def good(i, **kw):
-    return {"id": f"s{i}", "source": "t", "question": f"How many? {i}", "answer": "3", "answer_type": "number",
-            "images": ["img/ok.png"], **kw}
+    return {
+        "id": f"s{i}",
+        "source": "t",
+        "question": f"How many? {i}",
+        "answer": "3",
+        "answer_type": "number",
+        "images": ["img/ok.png"],
+        **kw,
+    }
 
 
 def setup(tmp_path, rows, name="data.jsonl"):
@@ -100,9 +107,11 @@ def test_empty_answer(tmp_path):
 
 def test_json_array_reports_record_index(tmp_path):
     make_image(tmp_path / "img" / "ok.png")
-    rows = [{"image_path": "img/ok.png", "problem": "q1", "solution": "<answer>cat</answer>"},
-            {"image_path": "img/ok.png", "problem": "q2"},
-            {"image_path": "img/ok.png", "problem": "q3", "solution": "<answer>dog</answer>"}]
+    rows = [
+        {"image_path": "img/ok.png", "problem": "q1", "solution": "<answer>cat</answer>"},
+        {"image_path": "img/ok.png", "problem": "q2"},
+        {"image_path": "img/ok.png", "problem": "q3", "solution": "<answer>dog</answer>"},
+    ]
     (tmp_path / "data.json").write_text(json.dumps(rows))
     m = Manifest.from_dict({"name": "t", "format": "visual_rft", "path": "data.json", "image_root": "."}, base=tmp_path)
     with pytest.raises(DataError) as err:
@@ -121,8 +130,15 @@ def test_broken_json_array_names_line(tmp_path):
 
 def test_placeholder_count_mismatch(tmp_path):
     make_image(tmp_path / "img" / "ok.png")
-    rows = [{"messages": [{"role": "user", "content": "<image><image>Which?"},
-                          {"role": "assistant", "content": "### The final answer is:\nA"}], "images": "img/ok.png"}]
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": "<image><image>Which?"},
+                {"role": "assistant", "content": "### The final answer is:\nA"},
+            ],
+            "images": "img/ok.png",
+        }
+    ]
     (tmp_path / "m.json").write_text(json.dumps(rows))
     m = Manifest.from_dict({"name": "t", "format": "mulberry", "path": "m.json", "image_root": "."}, base=tmp_path)
     with pytest.raises(DataError, match=r"m.json record 0: field 'messages\[0\].content': has 2 '<image>'"):

@@ -24,12 +24,22 @@ def make_manifest(demo_dir: Path, tmp: Path, n: int, always_fail: int | None = N
 
 
 def make_config(tmp: Path, manifest: Path, base_url: str, **run) -> Path:
-    teacher = {"backend": "openai", "base_url": base_url, "timeout_s": 1.0, "max_retries": 5,
-               "backoff_base_s": 0.01, "backoff_max_s": 0.2, "max_pixels": 128 * 128}
-    cfg = {"data": {"manifests": [str(manifest)]},
-           "vlm": {**teacher, "model": "test-vlm", "max_concurrency": 3},
-           "reasoner": {**teacher, "model": "test-reasoner", "max_concurrency": 2, "api_key_env": "VR1_TEST_KEY"},
-           "filter": {"min_thinking_chars": 40}, "run": run}
+    teacher = {
+        "backend": "openai",
+        "base_url": base_url,
+        "timeout_s": 1.0,
+        "max_retries": 5,
+        "backoff_base_s": 0.01,
+        "backoff_max_s": 0.2,
+        "max_pixels": 128 * 128,
+    }
+    cfg = {
+        "data": {"manifests": [str(manifest)]},
+        "vlm": {**teacher, "model": "test-vlm", "max_concurrency": 3},
+        "reasoner": {**teacher, "model": "test-reasoner", "max_concurrency": 2, "api_key_env": "VR1_TEST_KEY"},
+        "filter": {"min_thinking_chars": 40},
+        "run": run,
+    }
     (tmp / "cold.yaml").write_text(yaml.safe_dump(cfg))
     return tmp / "cold.yaml"
 
@@ -61,7 +71,9 @@ def test_faults_every_sample_accounted_for_and_no_secret_leaks(demo_dir, tmp_pat
             (reason,) = r["reasons"]
             twin = by_uid[reason["reason"].split("near-duplicate of ")[1].split(" ")[0]]
             assert reason["rule"] == "near_duplicate" and (twin["question"], twin["answer"]) == (
-                r["question"], r["answer"])
+                r["question"],
+                r["answer"],
+            )
     assert len(kept) >= 25
     for step in ("pseudo_cot", "description", "reasoning"):
         ok = [r["key"] for r in read_jsonl(run / "steps" / f"{step}.jsonl") if r["status"] == "ok"]
@@ -96,8 +108,16 @@ def test_filter_report_counts_per_rule_and_source(demo_dir, tmp_path, monkeypatc
     manifest = make_manifest(demo_dir, tmp_path, n=6)
     with ChatServer(ServerState()) as server:
         cfg = make_config(tmp_path, manifest, server.base_url)
-        args = ["coldstart", "--config", str(cfg), "--name", "r", "--runs-root", str(tmp_path / "runs"),
-                "filter.min_thinking_chars=100000"]  # every thinking is now too short
+        args = [
+            "coldstart",
+            "--config",
+            str(cfg),
+            "--name",
+            "r",
+            "--runs-root",
+            str(tmp_path / "runs"),
+            "filter.min_thinking_chars=100000",
+        ]  # every thinking is now too short
         assert main(args) == 0
     report = json.loads((tmp_path / "runs" / "coldstart" / "r" / "filter_report.json").read_text())
     assert report["dropped"] == 6 and report["by_rule"] == {"length": 6}
@@ -128,13 +148,24 @@ def test_changing_a_request_setting_reasks_exactly_the_affected_requests(demo_di
         assert asked("vlm.max_pixels=4096") == 2 * n
         assert asked("vlm.max_pixels=4096", "vlm.image_detail=low") == 2 * n
         assert asked("vlm.max_pixels=4096", "vlm.image_detail=low", "reasoner.temperature=0.2") == n
-        assert asked("vlm.max_pixels=4096", "vlm.image_detail=low", "reasoner.temperature=0.2",
-                     "vlm.max_tokens=999") == 2 * n
-        assert asked("vlm.max_pixels=4096", "vlm.image_detail=low", "reasoner.temperature=0.2",
-                     "vlm.max_tokens=999") == 0
+        assert (
+            asked("vlm.max_pixels=4096", "vlm.image_detail=low", "reasoner.temperature=0.2", "vlm.max_tokens=999")
+            == 2 * n
+        )
+        assert (
+            asked("vlm.max_pixels=4096", "vlm.image_detail=low", "reasoner.temperature=0.2", "vlm.max_tokens=999") == 0
+        )
         prompt = tmp_path / "reason.txt"
         prompt.write_text((Path(__file__).resolve().parent.parent / "prompts" / "reason.txt").read_text() + "\n")
-        assert asked("vlm.max_pixels=4096", "vlm.image_detail=low", "reasoner.temperature=0.2",
-                     "vlm.max_tokens=999", f"prompts.reasoning={prompt}") == n
+        assert (
+            asked(
+                "vlm.max_pixels=4096",
+                "vlm.image_detail=low",
+                "reasoner.temperature=0.2",
+                "vlm.max_tokens=999",
+                f"prompts.reasoning={prompt}",
+            )
+            == n
+        )
     summary = json.loads((tmp_path / "runs" / "coldstart" / "keys" / "summary.json").read_text())
     assert summary["roles"]["vlm"]["reused"] == 2 * n and summary["roles"]["reasoner"]["requests"] == n

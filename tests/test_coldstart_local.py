@@ -11,9 +11,21 @@ from pipeline.cli import main
 @pytest.mark.slow
 def test_demo_config_on_tiny_model_and_resume(demo_dir, tiny_models, tmp_path, capsys):
     model = tiny_models["qwen2_5_vl"]
-    args = ["coldstart", "--config", "coldstart/demo", "--name", "demo", "--runs-root", str(tmp_path),
-            f"data.manifests=[{demo_dir / 'manifest_train.yaml'}]", "data.limit=5", f"vlm.model={model}",
-            f"reasoner.model={model}", "vlm.max_tokens=16", "reasoner.max_tokens=24"]
+    args = [
+        "coldstart",
+        "--config",
+        "coldstart/demo",
+        "--name",
+        "demo",
+        "--runs-root",
+        str(tmp_path),
+        f"data.manifests=[{demo_dir / 'manifest_train.yaml'}]",
+        "data.limit=5",
+        f"vlm.model={model}",
+        f"reasoner.model={model}",
+        "vlm.max_tokens=16",
+        "reasoner.max_tokens=24",
+    ]
     assert main(args) == 0
     run = tmp_path / "coldstart" / "demo"
     records = [json.loads(x) for x in (run / "coldstart.jsonl").read_text().splitlines()]
@@ -31,5 +43,6 @@ def test_demo_config_on_tiny_model_and_resume(demo_dir, tiny_models, tmp_path, c
     assert main(args) == 0  # resume: everything is reused
     assert "requests 0 (reused 10" in capsys.readouterr().out
     again = [json.loads(x) for x in (run / "coldstart.jsonl").read_text().splitlines()]
-    assert [(r["uid"], r["verdict"], r["response"]) for r in again] == [(r["uid"], r["verdict"], r["response"])
-                                                                          for r in records]
+    assert [(r["uid"], r["verdict"], r["response"]) for r in again] == [
+        (r["uid"], r["verdict"], r["response"]) for r in records
+    ]

@@ -19,8 +19,23 @@ N = 24
 
 def start(cfg: Path, runs: Path, name: str) -> subprocess.Popen:
     env = {**os.environ, "VR1_TEST_KEY": "sk-resume-test-key-000", "VR1_NO_PROGRESS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "pipeline.cli", "coldstart", "--config", str(cfg), "--name", name,
-                             "--runs-root", str(runs)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "coldstart",
+            "--config",
+            str(cfg),
+            "--name",
+            name,
+            "--runs-root",
+            str(runs),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def lines(path: Path) -> int:
@@ -73,8 +88,10 @@ def test_kill9_at_random_points_then_resume(demo_dir, tmp_path):
         assert "requests 0" in out
 
     def verdicts(name):
-        return {r["uid"]: (r["verdict"], r.get("response")) for r in read_jsonl(runs / "coldstart" / name /
-                                                                                 "coldstart.jsonl")}
+        return {
+            r["uid"]: (r["verdict"], r.get("response"))
+            for r in read_jsonl(runs / "coldstart" / name / "coldstart.jsonl")
+        }
 
     assert verdicts("interrupted") == verdicts("reference")
     kept = lambda name: [r["id"] for r in json.loads((runs / "coldstart" / name / "cold_start.json").read_text())]  # noqa: E731

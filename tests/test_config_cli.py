@@ -48,14 +48,20 @@ def test_yaml_then_overrides(tmp_path):
     assert cfg.teacher.base_url == "http://127.0.0.1:8000/v1"  # default kept
 
 
-@pytest.mark.parametrize("override,message", [
-    ("teacher.max_concurency=4", "unknown config key 'teacher.max_concurency'; did you mean 'teacher.max_concurrency'"),
-    ("steps=many", "steps: expected an integer"),
-    ("use_lora=3", "use_lora: expected true or false"),
-    ("steps=0", "steps must be positive"),
-    ("teacher=5", "teacher: expected a section"),
-    ("nokey", "must look like key.sub=value"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        (
+            "teacher.max_concurency=4",
+            "unknown config key 'teacher.max_concurency'; did you mean 'teacher.max_concurrency'",
+        ),
+        ("steps=many", "steps: expected an integer"),
+        ("use_lora=3", "use_lora: expected true or false"),
+        ("steps=0", "steps must be positive"),
+        ("teacher=5", "teacher: expected a section"),
+        ("nokey", "must look like key.sub=value"),
+    ],
+)
 def test_bad_overrides_say_what_to_fix(override, message):
     with pytest.raises(ConfigError) as e:
         load_config(Cfg, None, [override])
@@ -115,8 +121,9 @@ def test_check_data_reports_and_exit_codes(tmp_path, demo_dir, capsys):
     rows[1]["answer_type"] = "number"
     rows[2]["images"] = ["images/missing.png"]
     (bad / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    (bad / "m.yaml").write_text(yaml.safe_dump({"name": "bad", "format": "vr1", "path": "d.jsonl",
-                                                "image_root": str(demo_dir)}))
+    (bad / "m.yaml").write_text(
+        yaml.safe_dump({"name": "bad", "format": "vr1", "path": "d.jsonl", "image_root": str(demo_dir)})
+    )
     assert main(["check-data", str(bad / "m.yaml"), "--runs-root", str(tmp_path), "--name", "bad"]) == 1
     out = capsys.readouterr().out
     assert "1 ok, 2 problems" in out and "d.jsonl:3: field 'images[0]': image not found" in out
@@ -125,12 +132,19 @@ def test_check_data_reports_and_exit_codes(tmp_path, demo_dir, capsys):
 
 
 def test_tiny_model_cli(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "pipeline.cli", "tiny-model", "--family", "qwen2_5_vl", "--out",
-                          str(tmp_path / "m")], capture_output=True, text=True, env={**os.environ})
+    out = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "tiny-model", "--family", "qwen2_5_vl", "--out", str(tmp_path / "m")],
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+    )
     assert out.returncode == 0, out.stderr
     assert "tiny qwen2_5_vl" in out.stdout and (tmp_path / "m" / "model.safetensors").is_file()
-    again = subprocess.run([sys.executable, "-m", "pipeline.cli", "tiny-model", "--family", "qwen2_5_vl", "--out",
-                            str(tmp_path / "m")], capture_output=True, text=True)
+    again = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "tiny-model", "--family", "qwen2_5_vl", "--out", str(tmp_path / "m")],
+        capture_output=True,
+        text=True,
+    )
     assert again.returncode == 2 and "exists; pass" in again.stderr
 
 

@@ -22,7 +22,7 @@ def report(tmp_path_factory):
 
 def load_js(path: Path) -> dict:
     text = path.read_text()
-    return json.loads(text[text.index("(") + 1: text.rindex(")")])
+    return json.loads(text[text.index("(") + 1 : text.rindex(")")])
 
 
 def test_report_files_and_overview(report):
@@ -75,9 +75,19 @@ def _chrome(tmp_path):
     assert chromium and driver, "make test installs Debian's chromium and chromium-driver"
     opts = webdriver.ChromeOptions()
     opts.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-quic", "--window-size=1400,1000", f"--user-data-dir={tmp_path / 'chrome'}"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-quic",
+        "--window-size=1400,1000",
+        f"--user-data-dir={tmp_path / 'chrome'}",
+    ):
         opts.add_argument(arg)
     os.environ["SE_OFFLINE"] = "true"  # never let Selenium Manager look for a driver online
     return webdriver.Chrome(options=opts, service=Service(executable_path=driver))

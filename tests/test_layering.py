@@ -18,8 +18,14 @@ FORBIDDEN = {
     "rl.sft": ("rl.ptst",),
     "rl.ptst": ("rl.sft",),
     "rl.rewards": ("rl.sft", "rl.ptst"),
-    "pipeline.grading": ("pipeline.data", "pipeline.models", "pipeline.generation", "pipeline.cli",
-                         "pipeline.config", "pipeline.rundir"),
+    "pipeline.grading": (
+        "pipeline.data",
+        "pipeline.models",
+        "pipeline.generation",
+        "pipeline.cli",
+        "pipeline.config",
+        "pipeline.rundir",
+    ),
     "pipeline.data": ("pipeline.models", "pipeline.generation", "pipeline.cli", "pipeline.rundir"),
     "pipeline.models": ("pipeline.data", "pipeline.grading", "pipeline.generation", "pipeline.cli"),
     "pipeline.generation": ("pipeline.cli", "pipeline.rundir"),
@@ -58,8 +64,17 @@ def test_imports_flow_one_way():
     assert not offences, "\n".join(sorted(offences))
 
 
-@pytest.mark.parametrize("importer,imported", [("pipeline.cli", "coldstart.inspect"), ("rl.ptst.trl_engine",
-                                                                                       "rl.sft.modes")])
+@pytest.mark.parametrize(
+    "importer,imported", [("pipeline.cli", "coldstart.inspect"), ("rl.ptst.trl_engine", "rl.sft.modes")]
+)
 def test_the_rule_catches_the_old_arrows(importer, imported):
     # the two arrows the redesign removed would be reported
     assert any(within(importer, p) and any(within(imported, b) for b in banned) for p, banned in FORBIDDEN.items())
+
+
+def test_the_old_model_loader_path_still_works_with_a_warning(tiny_models):
+    from pipeline.models import load
+
+    with pytest.warns(DeprecationWarning, match="pipeline.models.load.load_model_and_processor"):
+        from pipeline.models import load_model_and_processor
+    assert load_model_and_processor is load.load_model_and_processor

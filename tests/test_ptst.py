@@ -13,14 +13,33 @@ import pytest
 from pipeline.cli import main
 from pipeline.data.manifest import Manifest
 
-METRIC_KEYS = {"reward_mean", "format_rate", "accuracy", "response_length_mean", "response_length_max", "kl",
-               "clip_ratio"}
+METRIC_KEYS = {
+    "reward_mean",
+    "format_rate",
+    "accuracy",
+    "response_length_mean",
+    "response_length_max",
+    "kl",
+    "clip_ratio",
+}
 
 
 def ptst_args(tmp_path, demo_dir, start, name, *extra):
-    return ["ptst", "--config", "ptst/demo", "--name", name, "--runs-root", str(tmp_path), f"model.start={start}",
-            f"data.manifests=[{demo_dir / 'manifest_train.yaml'}]",
-            f"data.val_manifests=[{demo_dir / 'manifest_test.yaml'}]", "data.limit=12", "report_to=[]", *extra]
+    return [
+        "ptst",
+        "--config",
+        "ptst/demo",
+        "--name",
+        name,
+        "--runs-root",
+        str(tmp_path),
+        f"model.start={start}",
+        f"data.manifests=[{demo_dir / 'manifest_train.yaml'}]",
+        f"data.val_manifests=[{demo_dir / 'manifest_test.yaml'}]",
+        "data.limit=12",
+        "report_to=[]",
+        *extra,
+    ]
 
 
 @pytest.mark.slow
@@ -29,9 +48,16 @@ def test_two_stages_chain_with_metrics(tiny_models, demo_dir, tmp_path, capsys, 
 
     scored = []
     real_score = registry.score
-    monkeypatch.setattr(registry, "score", lambda response, *a, **k: scored.append(response) or real_score(response, *a, **k))
-    args = ptst_args(tmp_path, demo_dir, tiny_models["qwen2_5_vl"], "chain",
-                     "stages=[{max_response_length: 16, n: 2, steps: 2}, {max_response_length: 24, n: 2, steps: 1}]")
+    monkeypatch.setattr(
+        registry, "score", lambda response, *a, **k: scored.append(response) or real_score(response, *a, **k)
+    )
+    args = ptst_args(
+        tmp_path,
+        demo_dir,
+        tiny_models["qwen2_5_vl"],
+        "chain",
+        "stages=[{max_response_length: 16, n: 2, steps: 2}, {max_response_length: 24, n: 2, steps: 1}]",
+    )
     assert main(args) == 0
     # each completion scored once (steps x prompts_per_step x n), its format and accuracy logged from that scoring
     assert len(scored) == 2 * 2 * 2 + 1 * 2 * 2
@@ -62,12 +88,20 @@ def test_stage_two_refuses_without_stage_one(tiny_models, demo_dir, tmp_path, ca
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_interrupted_stage_resumes(tiny_models, demo_dir, tmp_path):
-    args = ptst_args(tmp_path, demo_dir, tiny_models["qwen2_5_vl"], "resume", "stage=1", "save_steps=2",
-                     "stages=[{max_response_length: 16, n: 2, steps: 6}]")
+    args = ptst_args(
+        tmp_path,
+        demo_dir,
+        tiny_models["qwen2_5_vl"],
+        "resume",
+        "stage=1",
+        "save_steps=2",
+        "stages=[{max_response_length: 16, n: 2, steps: 6}]",
+    )
     env = {**os.environ, "VR1_NO_PROGRESS": "1"}
     ckpt = tmp_path / "ptst" / "resume" / "stage_1" / "checkpoints" / "checkpoint-2" / "trainer_state.json"
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 300
     while time.time() < deadline and not ckpt.exists():
         assert proc.poll() is None, "the stage finished before it could be killed"
@@ -78,8 +112,10 @@ def test_interrupted_stage_resumes(tiny_models, demo_dir, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     summary = json.loads((tmp_path / "ptst" / "resume" / "stage_1" / "summary.json").read_text())
     assert summary["steps"] == 6 and summary["resumed_from"].split("-")[-1] in ("2", "4")
-    steps = [json.loads(x)["step"] for x in (tmp_path / "ptst" / "resume" / "stage_1" / "metrics.jsonl")
-             .read_text().splitlines()]
+    steps = [
+        json.loads(x)["step"]
+        for x in (tmp_path / "ptst" / "resume" / "stage_1" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert steps == list(range(1, 7))
 
 
@@ -89,8 +125,10 @@ def test_rl_data_parquet_and_validation(tiny_models, demo_dir, tmp_path):
     from rl.ptst.data import load_split, validate, write_parquet
 
     items = load_split([str(demo_dir / "manifest_train.yaml")], 10)
-    bad_gold = (items[0][0].__class__(**{**items[0][0].to_dict(), "id": "bad", "answer": "twelve",
-                                         "answer_type": "number"}), items[0][1])
+    bad_gold = (
+        items[0][0].__class__(**{**items[0][0].to_dict(), "id": "bad", "answer": "twelve", "answer_type": "number"}),
+        items[0][1],
+    )
     processor = load_processor(tiny_models["qwen2_5_vl"])
     keep, problems = validate(items + [bad_gold], processor, RLData(max_prompt_length=2048))
     assert len(keep) == 10 and [p["id"] for p in problems] == ["bad"]
@@ -109,17 +147,25 @@ def test_rl_data_parquet_and_validation(tiny_models, demo_dir, tmp_path):
     assert [s.id for s in read_manifest(back).samples] == [s.id for s, _ in keep]
 
 
-@pytest.mark.parametrize("lora", [{"lora_rank": 2, "target_modules": ["q_proj"]},
-                                  {"lora_rank": 2, "target_modules": "all-linear", "freeze_vision_tower": True},
-                                  {"lora_rank": 2, "target_modules": "all-linear"}])
+@pytest.mark.parametrize(
+    "lora",
+    [
+        {"lora_rank": 2, "target_modules": ["q_proj"]},
+        {"lora_rank": 2, "target_modules": "all-linear", "freeze_vision_tower": True},
+        {"lora_rank": 2, "target_modules": "all-linear"},
+    ],
+)
 def test_trl_policy_honours_target_modules(tiny_models, lora):
     from pipeline.models.load import load_model_and_processor
     from rl.ptst.config import PolicyModel
     from rl.ptst.trl_engine import trainable_policy
 
     model, _ = load_model_and_processor(tiny_models["qwen2_5_vl"])
-    adapted = {n.split(".lora_A")[0] for n, _ in trainable_policy(model, PolicyModel(**lora)).named_parameters()
-               if ".lora_A" in n}
+    adapted = {
+        n.split(".lora_A")[0]
+        for n, _ in trainable_policy(model, PolicyModel(**lora)).named_parameters()
+        if ".lora_A" in n
+    }
     assert adapted
     if lora["target_modules"] == ["q_proj"]:
         assert all(n.endswith("q_proj") for n in adapted)

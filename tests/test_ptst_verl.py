@@ -30,8 +30,16 @@ def validate(cfg):
 
 
 def overrides_for(cfg: PTSTConfig, k: int, tmp_path) -> list[str]:
-    return stage_overrides(cfg, k, cfg.stages[k - 1], "/models/sft-final", tmp_path / f"stage_{k}",
-                           "/data/train.parquet", "/data/val.parquet", "vr1")
+    return stage_overrides(
+        cfg,
+        k,
+        cfg.stages[k - 1],
+        "/models/sft-final",
+        tmp_path / f"stage_{k}",
+        "/data/train.parquet",
+        "/data/val.parquet",
+        "vr1",
+    )
 
 
 @pytest.mark.parametrize("k", [1, 2, 3])
@@ -55,8 +63,11 @@ def test_paper_stages_compose_and_validate(k, tmp_path):
 
 def test_schedule_is_the_papers():
     cfg = load_config(PTSTConfig, "ptst/vision_r1")
-    assert [(s.max_response_length, s.n, s.steps) for s in cfg.stages] == [(4096, 16, 100), (8192, 8, 100),
-                                                                             (16384, 4, 100)]
+    assert [(s.max_response_length, s.n, s.steps) for s in cfg.stages] == [
+        (4096, 16, 100),
+        (8192, 8, 100),
+        (16384, 4, 100),
+    ]
     assert cfg.grpo.system_prompt is None and cfg.model.start == "runs/sft/latest/final"
 
 
@@ -87,11 +98,20 @@ def test_launch_command_and_metrics_parsing(tmp_path):
     cfg = load_config(PTSTConfig, "ptst/vision_r1")
     cmd = launch_command(overrides_for(cfg, 2, tmp_path))
     assert cmd[1:3] == ["-m", "verl.trainer.main_ppo"] and "actor_rollout_ref.rollout.n=8" in cmd
-    row = parse_metrics_line("step:3 - critic/score/mean:0.412 - reward_extra_info/format/mean:0.9 - "
-                             "response_length/mean:812.5 - response_length/max:4096.0 - actor/kl_loss:0.0012 - "
-                             "actor/pg_clipfrac:0.003 - timing_s/step:41.2")
-    assert row == {"step": 3, "reward_mean": 0.412, "format_rate": 0.9, "response_length_mean": 812.5,
-                   "response_length_max": 4096.0, "kl": 0.0012, "clip_ratio": 0.003}
+    row = parse_metrics_line(
+        "step:3 - critic/score/mean:0.412 - reward_extra_info/format/mean:0.9 - "
+        "response_length/mean:812.5 - response_length/max:4096.0 - actor/kl_loss:0.0012 - "
+        "actor/pg_clipfrac:0.003 - timing_s/step:41.2"
+    )
+    assert row == {
+        "step": 3,
+        "reward_mean": 0.412,
+        "format_rate": 0.9,
+        "response_length_mean": 812.5,
+        "response_length_max": 4096.0,
+        "kl": 0.0012,
+        "clip_ratio": 0.003,
+    }
     assert parse_metrics_line("INFO something else") is None
     assert OmegaConf.select(compose(overrides_for(cfg, 1, tmp_path)), "data.image_key") == "images"
 
@@ -104,8 +124,10 @@ def test_format_rate_and_accuracy_come_from_verls_rollout_dump(tmp_path):
     rollouts = tmp_path / "rollouts"
     rollouts.mkdir()
     # the layout verl's _write_generations writes: one line per response with the reward extra info fields
-    rows = [{"input": "q", "output": "o", "gts": "1", "score": s, "step": 1, "format": f, "accuracy": a}
-            for s, f, a in ((1.0, 1.0, 1.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (0.0, 0.0, 0.0))]
+    rows = [
+        {"input": "q", "output": "o", "gts": "1", "score": s, "step": 1, "format": f, "accuracy": a}
+        for s, f, a in ((1.0, 1.0, 1.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (0.0, 0.0, 0.0))
+    ]
     (rollouts / "1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     metrics = tmp_path / "metrics.jsonl"
     metrics.write_text(json.dumps({"step": 1, "reward_mean": 0.25}) + "\n" + json.dumps({"step": 2}) + "\n")

@@ -44,8 +44,10 @@ def test_mulberry_takes_last_final_answer(fixtures):
 
 @pytest.mark.parametrize(
     "file,expected",
-    [("vision_r1_llava_cot_full.json", [("B", "choice")]),
-     ("vision_r1_mulberry_sft_full.json", [("12", "number"), ("B", "choice")])],
+    [
+        ("vision_r1_llava_cot_full.json", [("B", "choice")]),
+        ("vision_r1_mulberry_sft_full.json", [("12", "number"), ("B", "choice")]),
+    ],
 )
 def test_vision_r1_cold_sharegpt_layouts(fixtures, file, expected):
     r = read(fixtures / "vision_r1_cold", format="sharegpt", path=file)
@@ -56,8 +58,11 @@ def test_vision_r1_cold_sharegpt_layouts(fixtures, file, expected):
 def test_vlm_r1_rec_multi_image_and_ovd(fixtures):
     rec = by_id(read(fixtures / "vlm_r1", format="vlm_r1", path="rec_refcoco_train.jsonl", image_root="."))
     box = rec["77"]
-    assert (box.answer_type, json.loads(box.answer), box.meta["coord_frame"]) == ("bbox", [8, 8, 30, 30],
-                                                                                  "abs_original")
+    assert (box.answer_type, json.loads(box.answer), box.meta["coord_frame"]) == (
+        "bbox",
+        [8, 8, 30, 30],
+        "abs_original",
+    )
     multi = rec["multi-1"]
     assert len(multi.images) == 2 and (multi.answer, multi.answer_type) == ("B", "choice")
     ovd = by_id(read(fixtures / "vlm_r1", format="vlm_r1", path="ovd_train.jsonl", image_root="."))
@@ -79,10 +84,14 @@ def test_visual_rft_hf_datasetdict(tmp_path):
 
     img = Image.new("RGB", (30, 20), "blue")
     ds = datasets.Dataset.from_dict(
-        {"image": [img, img], "problem": ["What car is this?", "Which model?"],
-         "solution": ["<answer>Audi A4</answer>", "<answer>BMW X5</answer>"]},
-        features=datasets.Features({"image": datasets.Image(), "problem": datasets.Value("string"),
-                                    "solution": datasets.Value("string")}),
+        {
+            "image": [img, img],
+            "problem": ["What car is this?", "Which model?"],
+            "solution": ["<answer>Audi A4</answer>", "<answer>BMW X5</answer>"],
+        },
+        features=datasets.Features(
+            {"image": datasets.Image(), "problem": datasets.Value("string"), "solution": datasets.Value("string")}
+        ),
     )
     datasets.DatasetDict({"train": ds}).save_to_disk(str(tmp_path / "cars"))
     r = read(tmp_path, format="visual_rft", path="cars", answer_type="label")
@@ -94,16 +103,23 @@ def test_visual_rft_hf_datasetdict(tmp_path):
 
 def test_easyr1_jsonl_and_parquet_with_bytes(fixtures, tmp_path):
     r = read(fixtures / "easyr1", format="easyr1", path="geometry3k_train.jsonl", image_root=".")
-    assert [(s.id, s.answer, s.answer_type) for s in r.samples] == [("0", "3\\sqrt{2}", "expression"),
-                                                                     ("1", "12", "number")]
+    assert [(s.id, s.answer, s.answer_type) for s in r.samples] == [
+        ("0", "3\\sqrt{2}", "expression"),
+        ("1", "12", "number"),
+    ]
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     png = io.BytesIO()
     make_image(tmp_path / "x.png")
     png.write((tmp_path / "x.png").read_bytes())
-    table = pa.table({"problem": ["<image><image>Compare the two."], "answer": ["A"],
-                      "images": [[{"bytes": png.getvalue(), "path": None}, {"bytes": png.getvalue(), "path": None}]]})
+    table = pa.table(
+        {
+            "problem": ["<image><image>Compare the two."],
+            "answer": ["A"],
+            "images": [[{"bytes": png.getvalue(), "path": None}, {"bytes": png.getvalue(), "path": None}]],
+        }
+    )
     pq.write_table(table, tmp_path / "train.parquet")
     s = read(tmp_path, format="easyr1", path="train.parquet", answer_type="text").samples[0]
     assert len(s.images) == 2 and (tmp_path / "train_images" / s.images[0]).is_file()
@@ -115,11 +131,14 @@ def test_foreign_verl_parquet(tmp_path):
     import pyarrow.parquet as pq
 
     make_image(tmp_path / "g.png")
-    row = {"data_source": "hiyouga/geometry3k",
-           "prompt": [{"role": "user", "content": "<image>Find x. You FIRST think about the reasoning process..."}],
-           "images": [{"bytes": (tmp_path / "g.png").read_bytes(), "path": None}], "ability": "math",
-           "reward_model": {"style": "rule", "ground_truth": "24"},
-           "extra_info": {"split": "train", "index": 0, "answer": "24", "question": "Find x."}}
+    row = {
+        "data_source": "hiyouga/geometry3k",
+        "prompt": [{"role": "user", "content": "<image>Find x. You FIRST think about the reasoning process..."}],
+        "images": [{"bytes": (tmp_path / "g.png").read_bytes(), "path": None}],
+        "ability": "math",
+        "reward_model": {"style": "rule", "ground_truth": "24"},
+        "extra_info": {"split": "train", "index": 0, "answer": "24", "question": "Find x."},
+    }
     pq.write_table(pa.Table.from_pylist([row]), tmp_path / "geo3k_train.parquet")
     s = read(tmp_path, format="verl_parquet", path="geo3k_train.parquet").samples[0]
     assert (s.source, s.question, s.answer, s.answer_type) == ("hiyouga/geometry3k", "Find x.", "24", "number")

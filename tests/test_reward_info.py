@@ -15,33 +15,104 @@ BUDGET = (4 * 28 * 28, 200 * 28 * 28)  # a non-default budget, so the abs_resize
 
 # (answer_type, gold, choices, coord_frame, reward preset, completions)
 CASES = [
-    ("choice", "B", ["3", "4", "5"], None, "hfrrf",
-     [f"{THINK}<answer>B</answer>", f"{THINK}<answer>(B)</answer>", "<answer>B</answer>", f"{THINK}<answer>A</answer>",
-      f"{THINK}<answer>A or B</answer>"]),
-    ("number", "12", None, None, "hfrrf",
-     [f"{THINK}<answer>12</answer>", f"{THINK}<answer>12.0 cm</answer>", f"{THINK}<answer>13</answer>", "12"]),
-    ("expression", "\\frac{1}{2}", None, None, "hfrrf",
-     [f"{THINK}<answer>0.5</answer>", f"{THINK}<answer>\\dfrac{{2}}{{4}}</answer>", f"{THINK}<answer>\\sqrt{{2}}</answer>"]),
-    ("text", "red circle", None, None, "hfrrf",
-     [f"{THINK}<answer>Red circle.</answer>", f"{THINK}<answer>blue square</answer>"]),
-    ("label", "cat", None, None, "visual_rft_cls",
-     [f"{THINK}<answer>cat</answer>", f"{THINK}<answer>cat, dog</answer>", "<answer>cat</answer>"]),
-    *[("bbox", json.dumps(box), None, frame, "vlm_r1_rec",
-       [f"{THINK}<answer>{json.dumps(box)}</answer>", f"{THINK}<answer>{json.dumps([v * 1.2 for v in box])}</answer>",
-        f"{THINK}<answer>[1, 2, 3]</answer>"])
-      for frame, box in (("abs_original", [64, 48, 320, 240]), ("abs_resized", [20, 20, 200, 150]),
-                         ("grid1000", [100, 100, 500, 500]), ("normalized", [0.1, 0.1, 0.5, 0.5]))],
-    ("boxes", json.dumps([{"bbox_2d": [10, 10, 100, 100], "label": "cat"},
-                          {"bbox_2d": [200, 200, 300, 300], "label": "dog"}]), None, "abs_original", "vlm_r1_ovd",
-     [f'{THINK}<answer>[{{"bbox_2d": [10, 10, 100, 100], "label": "cat"}}, '
-      f'{{"bbox_2d": [200, 200, 300, 300], "label": "dog"}}]</answer>',
-      f'{THINK}<answer>[{{"bbox_2d": [12, 12, 100, 100], "label": "cat"}}]</answer>',
-      f"{THINK}<answer>None</answer>"]),
-    ("boxes", json.dumps([{"bbox_2d": [100, 100, 400, 400], "label": "dog"}]), None, "grid1000", "visual_rft_det",
-     [f"{THINK}<answer>[{{'Position': [100, 100, 400, 400], 'Confidence': 0.9}}]</answer>",
-      f"{THINK}<answer>[{{'Position': [100, 100, 400, 400], 'Confidence': 0.6}}, "
-      f"{{'Position': [600, 600, 900, 900], 'Confidence': 0.3}}]</answer>",
-      f"{THINK}<answer>[{{'Position': [600, 600, 900, 900], 'Confidence': 0.8}}]</answer>"]),
+    (
+        "choice",
+        "B",
+        ["3", "4", "5"],
+        None,
+        "hfrrf",
+        [
+            f"{THINK}<answer>B</answer>",
+            f"{THINK}<answer>(B)</answer>",
+            "<answer>B</answer>",
+            f"{THINK}<answer>A</answer>",
+            f"{THINK}<answer>A or B</answer>",
+        ],
+    ),
+    (
+        "number",
+        "12",
+        None,
+        None,
+        "hfrrf",
+        [f"{THINK}<answer>12</answer>", f"{THINK}<answer>12.0 cm</answer>", f"{THINK}<answer>13</answer>", "12"],
+    ),
+    (
+        "expression",
+        "\\frac{1}{2}",
+        None,
+        None,
+        "hfrrf",
+        [
+            f"{THINK}<answer>0.5</answer>",
+            f"{THINK}<answer>\\dfrac{{2}}{{4}}</answer>",
+            f"{THINK}<answer>\\sqrt{{2}}</answer>",
+        ],
+    ),
+    (
+        "text",
+        "red circle",
+        None,
+        None,
+        "hfrrf",
+        [f"{THINK}<answer>Red circle.</answer>", f"{THINK}<answer>blue square</answer>"],
+    ),
+    (
+        "label",
+        "cat",
+        None,
+        None,
+        "visual_rft_cls",
+        [f"{THINK}<answer>cat</answer>", f"{THINK}<answer>cat, dog</answer>", "<answer>cat</answer>"],
+    ),
+    *[
+        (
+            "bbox",
+            json.dumps(box),
+            None,
+            frame,
+            "vlm_r1_rec",
+            [
+                f"{THINK}<answer>{json.dumps(box)}</answer>",
+                f"{THINK}<answer>{json.dumps([v * 1.2 for v in box])}</answer>",
+                f"{THINK}<answer>[1, 2, 3]</answer>",
+            ],
+        )
+        for frame, box in (
+            ("abs_original", [64, 48, 320, 240]),
+            ("abs_resized", [20, 20, 200, 150]),
+            ("grid1000", [100, 100, 500, 500]),
+            ("normalized", [0.1, 0.1, 0.5, 0.5]),
+        )
+    ],
+    (
+        "boxes",
+        json.dumps(
+            [{"bbox_2d": [10, 10, 100, 100], "label": "cat"}, {"bbox_2d": [200, 200, 300, 300], "label": "dog"}]
+        ),
+        None,
+        "abs_original",
+        "vlm_r1_ovd",
+        [
+            f'{THINK}<answer>[{{"bbox_2d": [10, 10, 100, 100], "label": "cat"}}, '
+            f'{{"bbox_2d": [200, 200, 300, 300], "label": "dog"}}]</answer>',
+            f'{THINK}<answer>[{{"bbox_2d": [12, 12, 100, 100], "label": "cat"}}]</answer>',
+            f"{THINK}<answer>None</answer>",
+        ],
+    ),
+    (
+        "boxes",
+        json.dumps([{"bbox_2d": [100, 100, 400, 400], "label": "dog"}]),
+        None,
+        "grid1000",
+        "visual_rft_det",
+        [
+            f"{THINK}<answer>[{{'Position': [100, 100, 400, 400], 'Confidence': 0.9}}]</answer>",
+            f"{THINK}<answer>[{{'Position': [100, 100, 400, 400], 'Confidence': 0.6}}, "
+            f"{{'Position': [600, 600, 900, 900], 'Confidence': 0.3}}]</answer>",
+            f"{THINK}<answer>[{{'Position': [600, 600, 900, 900], 'Confidence': 0.8}}]</answer>",
+        ],
+    ),
 ]
 
 
@@ -53,10 +124,19 @@ def written(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("reward_info")
     make_image(root / "img.png", size=(640, 480))
-    rows = [{"id": f"case{i}", "source": "engines", "question": "<image>What is it?", "answer": gold,
-             "answer_type": atype, "images": ["img.png"], "choices": choices,
-             "meta": {"coord_frame": frame} if frame else {}}
-            for i, (atype, gold, choices, frame, _, _) in enumerate(CASES)]
+    rows = [
+        {
+            "id": f"case{i}",
+            "source": "engines",
+            "question": "<image>What is it?",
+            "answer": gold,
+            "answer_type": atype,
+            "images": ["img.png"],
+            "choices": choices,
+            "meta": {"coord_frame": frame} if frame else {},
+        }
+        for i, (atype, gold, choices, frame, _, _) in enumerate(CASES)
+    ]
     (root / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (root / "manifest.yaml").write_text(yaml.safe_dump({"name": "engines", "format": "vr1", "path": "data.jsonl"}))
     items = load_split([str(root / "manifest.yaml")], None)
@@ -67,18 +147,30 @@ def written(tmp_path_factory):
 
 def verl_scores(parquet: Path, index: int, completions: list[str], preset: str) -> list[dict]:
     import datasets
-    from verl.trainer.ppo.reward import get_custom_reward_fn
-
     from test_reward_engines import verl_config
+    from verl.trainer.ppo.reward import get_custom_reward_fn
 
     # verl's RLHFDataset reads its parquet files with datasets' parquet loader; the reward manager passes the
     # row's data_source, reward_model.ground_truth and extra_info to the loaded compute_score
     row = datasets.load_dataset("parquet", data_files=str(parquet), split="train")[index]
-    fn = get_custom_reward_fn(verl_config([f"reward.custom_reward_function.path={VERL_REWARD}",
-                                           "reward.custom_reward_function.name=compute_score",
-                                           f"+reward.custom_reward_function.reward_kwargs.reward={preset}"]))
-    return [fn(data_source=row["data_source"], solution_str=c, ground_truth=row["reward_model"]["ground_truth"],
-               extra_info=row["extra_info"]) for c in completions]
+    fn = get_custom_reward_fn(
+        verl_config(
+            [
+                f"reward.custom_reward_function.path={VERL_REWARD}",
+                "reward.custom_reward_function.name=compute_score",
+                f"+reward.custom_reward_function.reward_kwargs.reward={preset}",
+            ]
+        )
+    )
+    return [
+        fn(
+            data_source=row["data_source"],
+            solution_str=c,
+            ground_truth=row["reward_model"]["ground_truth"],
+            extra_info=row["extra_info"],
+        )
+        for c in completions
+    ]
 
 
 def trl_scores(rows: list[dict], index: int, completions: list[str], preset: str) -> tuple[list[float], dict]:
@@ -92,8 +184,9 @@ def trl_scores(rows: list[dict], index: int, completions: list[str], preset: str
     columns = {k: [example[k] for example in inputs] for k in keys}  # GRPOTrainer._calculate_rewards' gathering
     logged = {}
     fn = make_trl_reward(preset, "reward", log_components=True)
-    scores = fn(prompts=[x["prompt"] for x in inputs], completions=completions, log_metric=logged.__setitem__,
-                **columns)
+    scores = fn(
+        prompts=[x["prompt"] for x in inputs], completions=completions, log_metric=logged.__setitem__, **columns
+    )
     return scores, logged
 
 

@@ -20,13 +20,42 @@ INFOS = [
     {"ground_truth": "3\\sqrt{2}", "answer_type": "expression"},
     {"ground_truth": "red circle", "answer_type": "text", "text_fuzzy": 80},
     {"ground_truth": "cat", "answer_type": "label"},
-    {"ground_truth": "[10, 10, 50, 50]", "answer_type": "bbox", "image_sizes": [[100, 80]],
-     "pred_frame": "abs_resized"},
-    {"ground_truth": '[{"bbox_2d": [10, 10, 50, 50], "label": "cat"}]', "answer_type": "boxes",
-     "image_sizes": [[100, 80]]},
+    {
+        "ground_truth": "[10, 10, 50, 50]",
+        "answer_type": "bbox",
+        "image_sizes": [[100, 80]],
+        "pred_frame": "abs_resized",
+    },
+    {
+        "ground_truth": '[{"bbox_2d": [10, 10, 50, 50], "label": "cat"}]',
+        "answer_type": "boxes",
+        "image_sizes": [[100, 80]],
+    },
 ]
-TAGS = st.sampled_from(["<think>", "</think>", "<answer>", "</answer>", "{", "}", "\\boxed{", "$", "[", "]", "C",
-                        "12", "\\frac{", "^{", "!", " or ", "Final Answer:", "\n", '"bbox_2d":', "None"])
+TAGS = st.sampled_from(
+    [
+        "<think>",
+        "</think>",
+        "<answer>",
+        "</answer>",
+        "{",
+        "}",
+        "\\boxed{",
+        "$",
+        "[",
+        "]",
+        "C",
+        "12",
+        "\\frac{",
+        "^{",
+        "!",
+        " or ",
+        "Final Answer:",
+        "\n",
+        '"bbox_2d":',
+        "None",
+    ]
+)
 RESPONSES = st.one_of(
     st.text(max_size=300),
     st.lists(st.one_of(TAGS, st.text(max_size=8)), max_size=40).map("".join),
@@ -95,8 +124,10 @@ def _random_case(r: random.Random):
             b = [min(b[0], b[2]), min(b[1], b[3]), max(b[0], b[2]) + 0.1, max(b[1], b[3]) + 0.1]
             label = g["label"] if r.random() < 0.9 else r.choice(labels + ["z"])
             pred.append({"label": label, "bbox_2d": b, "confidence": round(r.random(), 1)})
-    pred += [{"label": r.choice(labels), "bbox_2d": box(), "confidence": round(r.random(), 1)}
-             for _ in range(r.randint(0, 6))]
+    pred += [
+        {"label": r.choice(labels), "bbox_2d": box(), "confidence": round(r.random(), 1)}
+        for _ in range(r.randint(0, 6))
+    ]
     r.shuffle(pred)
     return gold, pred
 
@@ -144,10 +175,15 @@ def test_a_hanging_comparison_is_killed_and_scores_zero(tmp_path):
     from pipeline.grading.mathverify import WORKER_SCRIPT
 
     script = tmp_path / "hanging_worker.py"
-    script.write_text(open(WORKER_SCRIPT).read().replace(
-        "        for gold, pred in json.loads(line):\n",
-        "        for gold, pred in json.loads(line):\n            if gold == 'HANG':\n"
-        "                import time\n                time.sleep(3600)\n"))
+    script.write_text(
+        open(WORKER_SCRIPT)
+        .read()
+        .replace(
+            "        for gold, pred in json.loads(line):\n",
+            "        for gold, pred in json.loads(line):\n            if gold == 'HANG':\n"
+            "                import time\n                time.sleep(3600)\n",
+        )
+    )
     pool = MathVerifyPool(n_workers=1, timeout_s=1, worker_script=str(script))
     try:
         got = pool.verify_many([("1", "1"), ("HANG", "x"), ("\\frac{1}{2}", "0.5"), ("2", "3")])

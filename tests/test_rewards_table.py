@@ -27,15 +27,27 @@ CASES = [
     ("fmt-answer-first", "<answer>C</answer><think>x</think>", "C", "choice", CHOICES, (0, 0, 1)),
     ("fmt-two-answers", ok("A") + "<answer>C</answer>", "C", "choice", CHOICES, (0, 0, 0)),
     ("fmt-two-thinks", T + ok("C"), "C", "choice", CHOICES, (0, 0, 1)),
-    ("fmt-nested-answer-in-think", "<think><answer>A</answer></think><answer>C</answer>", "C", "choice", CHOICES,
-     (0, 0, 0)),
+    (
+        "fmt-nested-answer-in-think",
+        "<think><answer>A</answer></think><answer>C</answer>",
+        "C",
+        "choice",
+        CHOICES,
+        (0, 0, 0),
+    ),
     ("fmt-unclosed-think", "<think>x<answer>C</answer>", "C", "choice", CHOICES, (0, 0, 1)),
     ("fmt-unclosed-answer", T + "<answer>C", "C", "choice", CHOICES, (0, 0, 0)),
     ("fmt-empty", "", "C", "choice", CHOICES, (0, 0, 0)),
     ("hack-empty-answer", ok(""), "C", "choice", CHOICES, (0, 0, 0)),
     ("hack-blank-answer", ok("   "), "C", "choice", CHOICES, (0, 0, 0)),
-    ("fmt-loose-regex-hack", "<think>x</think> junk <answer>C</answer> more <answer>D</answer>", "C", "choice",
-     CHOICES, (0, 0, 0)),
+    (
+        "fmt-loose-regex-hack",
+        "<think>x</think> junk <answer>C</answer> more <answer>D</answer>",
+        "C",
+        "choice",
+        CHOICES,
+        (0, 0, 0),
+    ),
     # ---- choice: strict extraction
     ("choice-paren", ok("(C)"), "C", "choice", CHOICES, (1, 1, 1)),
     ("choice-dot", ok("C."), "C", "choice", CHOICES, (1, 1, 1)),
@@ -92,10 +104,15 @@ CASES = [
     ("hack-text-substring", ok("red circle or blue square"), "red circle", "text", {}, (0, 1, 0)),
     ("text-fuzzy-on", ok("red circel"), "red circle", "text", {"text_fuzzy": 85}, (1, 1, 1)),
     ("text-fuzzy-off", ok("red circel"), "red circle", "text", {}, (0, 1, 0)),
-    ("label-exact", ok("2012 Volkswagen Golf Hatchback"), "2012 Volkswagen Golf Hatchback", "label", {},
-     (1, 1, 1)),
-    ("hack-label-substring", ok("2012 Volkswagen Golf Hatchback or 2013 Audi A4"), "2012 Volkswagen Golf Hatchback",
-     "label", {}, (0, 1, 0)),
+    ("label-exact", ok("2012 Volkswagen Golf Hatchback"), "2012 Volkswagen Golf Hatchback", "label", {}, (1, 1, 1)),
+    (
+        "hack-label-substring",
+        ok("2012 Volkswagen Golf Hatchback or 2013 Audi A4"),
+        "2012 Volkswagen Golf Hatchback",
+        "label",
+        {},
+        (0, 1, 0),
+    ),
     ("hack-label-list", ok("cat, dog"), "cat", "label", {}, (0, 1, 0)),
 ]
 
@@ -114,28 +131,69 @@ def test_at_least_sixty_hand_written_cases():
 IMG = {"image_sizes": [[1000, 500]]}
 BOX_CASES = [
     # REC: the gold in original pixels; Qwen2.5-VL answers in pixels of its resized input, Qwen2-VL on 0-1000
-    ("rec-same-frame", ok('{"bbox_2d": [100, 100, 300, 200]}'), "[100, 100, 300, 200]", "bbox",
-     {**IMG, "coord_frame": "abs_original"}, 1.0),
+    (
+        "rec-same-frame",
+        ok('{"bbox_2d": [100, 100, 300, 200]}'),
+        "[100, 100, 300, 200]",
+        "bbox",
+        {**IMG, "coord_frame": "abs_original"},
+        1.0,
+    ),
     # smart_resize(1000x500, max_pixels 980*490) = 980x476: the same box in the resized frame
-    ("rec-qwen2_5-resized-frame", ok("[98.0, 95.2, 294.0, 190.4]"), "[100, 100, 300, 200]", "bbox",
-     {**IMG, "coord_frame": "abs_original", "pred_frame": "abs_resized", "max_pixels": 980 * 490}, 1.0),
-    ("rec-qwen2-grid-frame", ok("[100, 200, 300, 400]"), "[100, 100, 300, 200]", "bbox",
-     {**IMG, "coord_frame": "abs_original", "pred_frame": "grid1000"}, 1.0),
-    ("rec-wrong-frame-costs", ok("[100, 100, 300, 200]"), "[100, 100, 300, 200]", "bbox",
-     {**IMG, "coord_frame": "abs_original", "pred_frame": "grid1000"}, 0.5),  # read in the wrong frame: no overlap
-    ("hack-rec-two-boxes", ok("[[100, 100, 300, 200], [0, 0, 1000, 500]]"), "[100, 100, 300, 200]", "bbox",
-     IMG, 0.5),
+    (
+        "rec-qwen2_5-resized-frame",
+        ok("[98.0, 95.2, 294.0, 190.4]"),
+        "[100, 100, 300, 200]",
+        "bbox",
+        {**IMG, "coord_frame": "abs_original", "pred_frame": "abs_resized", "max_pixels": 980 * 490},
+        1.0,
+    ),
+    (
+        "rec-qwen2-grid-frame",
+        ok("[100, 200, 300, 400]"),
+        "[100, 100, 300, 200]",
+        "bbox",
+        {**IMG, "coord_frame": "abs_original", "pred_frame": "grid1000"},
+        1.0,
+    ),
+    (
+        "rec-wrong-frame-costs",
+        ok("[100, 100, 300, 200]"),
+        "[100, 100, 300, 200]",
+        "bbox",
+        {**IMG, "coord_frame": "abs_original", "pred_frame": "grid1000"},
+        0.5,
+    ),  # read in the wrong frame: no overlap
+    ("hack-rec-two-boxes", ok("[[100, 100, 300, 200], [0, 0, 1000, 500]]"), "[100, 100, 300, 200]", "bbox", IMG, 0.5),
     ("rec-no-box", ok("the cat"), "[100, 100, 300, 200]", "bbox", IMG, 0.5),
     ("rec-corners-swapped", ok("[300, 200, 100, 100]"), "[100, 100, 300, 200]", "bbox", IMG, 0.5),
     # OVD: min(1, n_gt/n_pred) x mAP
-    ("ovd-perfect", ok('[{"bbox_2d": [10, 10, 50, 50], "label": "cat"}]'), '[{"bbox_2d": [10, 10, 50, 50], '
-     '"label": "cat"}]', "boxes", IMG, 1.0),
-    ("hack-ovd-duplicates", ok(json.dumps([{"bbox_2d": [10, 10, 50, 50], "label": "cat"}] * 10)),
-     '[{"bbox_2d": [10, 10, 50, 50], "label": "cat"}]', "boxes", IMG, 0.5 + 0.5 * 0.1),
+    (
+        "ovd-perfect",
+        ok('[{"bbox_2d": [10, 10, 50, 50], "label": "cat"}]'),
+        '[{"bbox_2d": [10, 10, 50, 50], "label": "cat"}]',
+        "boxes",
+        IMG,
+        1.0,
+    ),
+    (
+        "hack-ovd-duplicates",
+        ok(json.dumps([{"bbox_2d": [10, 10, 50, 50], "label": "cat"}] * 10)),
+        '[{"bbox_2d": [10, 10, 50, 50], "label": "cat"}]',
+        "boxes",
+        IMG,
+        0.5 + 0.5 * 0.1,
+    ),
     ("ovd-none-right", ok("None"), "[]", "boxes", IMG, 1.0),
     ("ovd-none-wrong", ok("None"), '[{"bbox_2d": [10, 10, 50, 50], "label": "cat"}]', "boxes", IMG, 0.5),
-    ("hack-ovd-flood-over-100", ok(json.dumps([{"bbox_2d": [1, 1, 2, 2], "label": "cat"}] * 101)),
-     '[{"bbox_2d": [1, 1, 2, 2], "label": "cat"}]', "boxes", IMG, 0.5),
+    (
+        "hack-ovd-flood-over-100",
+        ok(json.dumps([{"bbox_2d": [1, 1, 2, 2], "label": "cat"}] * 101)),
+        '[{"bbox_2d": [1, 1, 2, 2], "label": "cat"}]',
+        "boxes",
+        IMG,
+        0.5,
+    ),
 ]
 
 
@@ -149,8 +207,9 @@ def test_perception_rewards(case):
 def test_visual_rft_detection_and_confidence():
     gold = "[{'Position': [100, 100, 300, 300], 'Confidence': 1}, {'Position': [600, 600, 800, 800], 'Confidence': 1}]"
     info = {"ground_truth": gold, "answer_type": "boxes", "coord_frame": "grid1000"}
-    pred = ok("[{'Position': [100, 100, 300, 300], 'Confidence': 0.9}, {'Position': [0, 0, 50, 50], "
-              "'Confidence': 0.2}]")
+    pred = ok(
+        "[{'Position': [100, 100, 300, 300], 'Confidence': 0.9}, {'Position': [0, 0, 50, 50], 'Confidence': 0.2}]"
+    )
     got = score(pred, info, "visual_rft_det")
     assert got["det_iou"] == pytest.approx(1.0 / 2)  # one exact match over max(2, 2)
     assert got["det_confidence"] == pytest.approx((0.9 + (1 - 0.2)) / 2)
@@ -181,28 +240,32 @@ def test_user_reward_from_file(tmp_path):
 
 def test_a_raising_user_reward_scores_zero(tmp_path):
     f = tmp_path / "bad.py"
-    f.write_text("def boom(response, info):\n    raise RuntimeError('x')\n\ndef nan(response, info):\n"
-                 "    return float('nan')\n")
+    f.write_text(
+        "def boom(response, info):\n    raise RuntimeError('x')\n\ndef nan(response, info):\n    return float('nan')\n"
+    )
     info = {"ground_truth": "4", "answer_type": "number"}
     assert score(ok("4"), info, {f"{f}:boom": 1.0})["score"] == 0.0
     assert score(ok("4"), info, {f"{f}:nan": 1.0})["score"] == 0.0
 
 
-@pytest.mark.parametrize("gold,answer_type,choices,problem", [
-    ("C", "choice", ["1", "2", "3"], None),
-    ("E", "choice", ["1", "2", "3"], "not a single option letter"),
-    ("C or D", "choice", None, "not a single option letter"),
-    ("12", "number", None, None),
-    ("twelve", "number", None, "does not parse as a number"),
-    ("3\\sqrt{2}", "expression", None, None),
-    ("\\frac{1}{", "expression", None, "does not parse"),
-    ("10^{10^{10}}", "expression", None, "too large"),
-    ("red circle", "text", None, None),
-    ("!!!", "label", None, "empty after normalisation"),
-    ("[1, 2, 3, 4]", "bbox", None, None),
-    ("[3, 2, 1, 4]", "bbox", None, "does not parse"),
-    ("", "number", None, "empty gold"),
-])
+@pytest.mark.parametrize(
+    "gold,answer_type,choices,problem",
+    [
+        ("C", "choice", ["1", "2", "3"], None),
+        ("E", "choice", ["1", "2", "3"], "not a single option letter"),
+        ("C or D", "choice", None, "not a single option letter"),
+        ("12", "number", None, None),
+        ("twelve", "number", None, "does not parse as a number"),
+        ("3\\sqrt{2}", "expression", None, None),
+        ("\\frac{1}{", "expression", None, "does not parse"),
+        ("10^{10^{10}}", "expression", None, "too large"),
+        ("red circle", "text", None, None),
+        ("!!!", "label", None, "empty after normalisation"),
+        ("[1, 2, 3, 4]", "bbox", None, None),
+        ("[3, 2, 1, 4]", "bbox", None, "does not parse"),
+        ("", "number", None, "empty gold"),
+    ],
+)
 def test_gold_answers_are_checked_before_training(gold, answer_type, choices, problem):
     from pipeline.grading.answers import gold_answer_problem
 

@@ -25,18 +25,39 @@ def rows(tmp_path_factory):
     Image.new("RGB", (60, 50), "red").save(d / "a.png")
     Image.new("RGB", (90, 40), "blue").save(d / "b.png")
     return [
-        {"uid": "one", "images": [str(d / "a.png")], "prompt": "How many circles?",
-         "response": "<think>\nI count two circles.\n</think>\n<answer>2</answer>"},
-        {"uid": "two", "images": [str(d / "a.png"), str(d / "b.png")], "prompt": "Which image is wider?",
-         "response": "<think>\nThe second one.\n</think>\n<answer>B</answer>"},
+        {
+            "uid": "one",
+            "images": [str(d / "a.png")],
+            "prompt": "How many circles?",
+            "response": "<think>\nI count two circles.\n</think>\n<answer>2</answer>",
+        },
+        {
+            "uid": "two",
+            "images": [str(d / "a.png"), str(d / "b.png")],
+            "prompt": "Which image is wider?",
+            "response": "<think>\nThe second one.\n</think>\n<answer>B</answer>",
+        },
         {"uid": "text", "images": [], "prompt": "Say hi.", "response": "<answer>hi</answer>"},
     ]
 
 
 def sft_args(tmp_path, model, name, *overrides, demo_dir=None):
-    base = ["sft", "--config", "sft/demo", "--name", name, "--runs-root", str(tmp_path), f"model={model}",
-            "data.coldstart_runs=[]", "schedule.max_steps=2", "schedule.per_device_batch_size=2",
-            "schedule.save_steps=1", "data.limit=6", "report_to=[]"]
+    base = [
+        "sft",
+        "--config",
+        "sft/demo",
+        "--name",
+        name,
+        "--runs-root",
+        str(tmp_path),
+        f"model={model}",
+        "data.coldstart_runs=[]",
+        "schedule.max_steps=2",
+        "schedule.per_device_batch_size=2",
+        "schedule.save_steps=1",
+        "data.limit=6",
+        "report_to=[]",
+    ]
     if demo_dir is not None:
         base.append(f"data.manifests=[{demo_dir / 'manifest_train.yaml'}]")
     return base + list(overrides)
@@ -51,8 +72,11 @@ def test_one_sft_step_per_family_and_the_output_loads(family, tiny_models, demo_
     assert summary["global_step"] == 1 and summary["samples"] == 6
     before, _ = load_model_and_processor(tiny_models[family])
     after, processor = load_model_and_processor(run / "final")  # the project's loader reads the output
-    changed = [n for (n, a), (_, b) in zip(before.named_parameters(), after.named_parameters(), strict=True)
-               if not torch.equal(a, b)]
+    changed = [
+        n
+        for (n, a), (_, b) in zip(before.named_parameters(), after.named_parameters(), strict=True)
+        if not torch.equal(a, b)
+    ]
     assert changed and processor.tokenizer.convert_tokens_to_ids("<think>") is not None
     from transformers import AutoConfig, AutoModelForImageTextToText
 
@@ -86,7 +110,7 @@ def test_prompt_tokens_contribute_nothing_to_the_loss(family, tiny_models, rows)
     logits_all.retain_grad()
     loss = F.cross_entropy(logits_all[:, :-1].reshape(-1, logits_all.shape[-1])[mask], target[mask])
     loss.backward()
-    prompt_pos = (labels[:, 1:] == -100)
+    prompt_pos = labels[:, 1:] == -100
     assert logits_all.grad[:, :-1][prompt_pos].abs().max() == 0
 
 
@@ -96,8 +120,11 @@ def test_packing_equals_padded(family, tiny_models, rows):
 
     model, processor = load_model_and_processor(tiny_models[family])
     rope = getattr(model.model, "get_rope_index", None)
-    long_cot = {**rows[0], "uid": "long", "response": "<think>\n" + "Wait, let me count again. " * 40 + "\n</think>"
-                                                     "\n<answer>2</answer>"}
+    long_cot = {
+        **rows[0],
+        "uid": "long",
+        "response": "<think>\n" + "Wait, let me count again. " * 40 + "\n</think>\n<answer>2</answer>",
+    }
     batch_rows = rows + [long_cot] + [{**rows[2], "uid": f"short{i}", "prompt": "Hi" + "!" * i} for i in range(3)]
     padded = VLMCollator(processor)(batch_rows)
     packed = VLMCollator(processor, packing=True, rope_index=rope)(batch_rows)
@@ -113,18 +140,22 @@ def test_packing_equals_padded(family, tiny_models, rows):
         off = 0
         for i in row:
             n = lengths[i]
-            assert torch.allclose(lp[i, :n], lk[r, off:off + n], atol=1e-4), (family, i)
+            assert torch.allclose(lp[i, :n], lk[r, off : off + n], atol=1e-4), (family, i)
             off += n
 
 
 def test_modes_freeze_what_they_say(tiny_models):
-    from rl.sft.config import LoRA
     from pipeline.models.parts import part_of
+    from rl.sft.config import LoRA
     from rl.sft.modes import apply_mode
 
     for family in FAMILIES:
-        for mode, frozen in (("freeze_vision", {"vision"}), ("freeze_projector", {"projector"}),
-                             ("freeze_vision_projector", {"vision", "projector"}), ("full", set())):
+        for mode, frozen in (
+            ("freeze_vision", {"vision"}),
+            ("freeze_projector", {"projector"}),
+            ("freeze_vision_projector", {"vision", "projector"}),
+            ("full", set()),
+        ):
             model, _ = load_model_and_processor(tiny_models[family])
             model, counts = apply_mode(model, mode)
             for part in ("vision", "projector", "language"):
@@ -141,8 +172,14 @@ def test_lora_merge_gives_the_adapter_logits(tiny_models, demo_dir, tmp_path, ro
     from peft import PeftModel
 
     model_path = tiny_models["qwen2_5_vl"]
-    assert main(sft_args(tmp_path, model_path, "lora", "mode=lora", "lora.r=4", "schedule.learning_rate=0.05",
-                         demo_dir=demo_dir)) == 0
+    assert (
+        main(
+            sft_args(
+                tmp_path, model_path, "lora", "mode=lora", "lora.r=4", "schedule.learning_rate=0.05", demo_dir=demo_dir
+            )
+        )
+        == 0
+    )
     run = tmp_path / "sft" / "lora"
     base, processor = load_model_and_processor(model_path)
     adapter = PeftModel.from_pretrained(base, run / "adapter").eval()
@@ -185,12 +222,20 @@ def test_resume_after_kill9(tiny_models, demo_dir, tmp_path):
     import sys
     import time
 
-    args = sft_args(tmp_path, tiny_models["qwen2_5_vl"], "resume", "schedule.max_steps=12", "schedule.save_steps=3",
-                    "data.limit=24", demo_dir=demo_dir)
+    args = sft_args(
+        tmp_path,
+        tiny_models["qwen2_5_vl"],
+        "resume",
+        "schedule.max_steps=12",
+        "schedule.save_steps=3",
+        "data.limit=24",
+        demo_dir=demo_dir,
+    )
     env = {**os.environ, "VR1_NO_PROGRESS": "1"}
     ckpts = tmp_path / "sft" / "resume" / "checkpoints"
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 300
     while time.time() < deadline and not (ckpts / "checkpoint-6" / "trainer_state.json").exists():
         assert proc.poll() is None, "training finished before it could be killed"
@@ -202,8 +247,11 @@ def test_resume_after_kill9(tiny_models, demo_dir, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     summary = json.loads((tmp_path / "sft" / "resume" / "summary.json").read_text())
     assert summary["global_step"] == 12 and summary["resumed_from"].split("-")[-1] in ("6", "9")
-    steps = [json.loads(x)["step"] for x in (tmp_path / "sft" / "resume" / "metrics.jsonl").read_text().splitlines()
-             if "loss" in json.loads(x)]
+    steps = [
+        json.loads(x)["step"]
+        for x in (tmp_path / "sft" / "resume" / "metrics.jsonl").read_text().splitlines()
+        if "loss" in json.loads(x)
+    ]
     assert steps == list(range(1, 13))  # every step logged once, none twice
 
 
@@ -211,8 +259,14 @@ def test_resume_after_kill9(tiny_models, demo_dir, tmp_path):
 @pytest.mark.timeout(600)
 def test_accelerate_launch_path_on_cpu(tiny_models, demo_dir, tmp_path, capsys):
     """The same code through `accelerate launch` (one CPU process here; GPUs and nodes by config)."""
-    args = sft_args(tmp_path, tiny_models["internvl"], "accel", "launcher.kind=accelerate",
-                    "launcher.accelerate_config=configs/accelerate/cpu.yaml", demo_dir=demo_dir)
+    args = sft_args(
+        tmp_path,
+        tiny_models["internvl"],
+        "accel",
+        "launcher.kind=accelerate",
+        "launcher.accelerate_config=configs/accelerate/cpu.yaml",
+        demo_dir=demo_dir,
+    )
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "accelerate.commands.launch --config_file configs/accelerate/cpu.yaml" in out
@@ -226,7 +280,12 @@ def test_paper_config_composes():
     cfg = load_config(SFTConfig, "sft/vision_r1_7b")
     s = cfg.schedule
     assert (cfg.mode, cfg.data.cutoff_len, s.learning_rate, s.num_train_epochs, s.lr_scheduler_type) == (
-        "full", 16384, 5e-6, 2, "cosine")
+        "full",
+        16384,
+        5e-6,
+        2,
+        "cosine",
+    )
     assert s.warmup_ratio == 0.05 and s.bf16 and s.per_device_batch_size * s.gradient_accumulation_steps * 8 == 32
     import yaml
 

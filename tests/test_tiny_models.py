@@ -18,8 +18,9 @@ def prompt_inputs(processor, n_images: int):
     colours = ["red", "blue", "green"][:n_images]
     images = [Image.new("RGB", (64 + 16 * i, 48), c) for i, c in enumerate(colours)]
     content = [{"type": "image"} for _ in images] + [{"type": "text", "text": "How many circles are there?"}]
-    text = processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True,
-                                         tokenize=False)
+    text = processor.apply_chat_template(
+        [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
+    )
     return processor(text=[text], images=[images], return_tensors="pt")
 
 
@@ -36,8 +37,10 @@ def test_tokenizer_has_family_and_reasoning_tokens(family, tiny_models):
     _, processor = load_model_and_processor(tiny_models[family])
     tok = processor.tokenizer
     needed = ["<|im_start|>", "<|im_end|>"] + (
-        ["<img>", "</img>", "<IMG_CONTEXT>"] if family == "internvl"
-        else ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"])
+        ["<img>", "</img>", "<IMG_CONTEXT>"]
+        if family == "internvl"
+        else ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+    )
     for t in needed + REASONING_TOKENS:
         assert tok.convert_tokens_to_ids(t) != tok.unk_token_id and len(tok.tokenize(t)) == 1, t
     # Reasoning tags must survive skip_special_tokens, or every reward would read an empty string.
@@ -59,7 +62,7 @@ def test_generate_from_image_prompts(family, n_images, tiny_models):
         assert (inputs["input_ids"] == processor.start_image_token_id).sum() == n_images
         assert inputs["pixel_values"].shape[0] >= n_images
     out = model.generate(**inputs, max_new_tokens=12, do_sample=False)
-    new = out[0, inputs["input_ids"].shape[1]:]
+    new = out[0, inputs["input_ids"].shape[1] :]
     assert 1 <= len(new) <= 12
     again = model.generate(**inputs, max_new_tokens=12, do_sample=False)
     assert torch.equal(out, again)
@@ -109,8 +112,9 @@ def _to_hub_layout(src, dst, family):
     pre = json.loads((dst / "preprocessor_config.json").read_text())
     if family == "internvl":
         pre["image_processor_type"] = "GotOcr2ImageProcessorFast"
-        (dst / "video_preprocessor_config.json").write_text(json.dumps(
-            {"video_processor_type": "InternVLVideoProcessor", "processor_class": "InternVLProcessor"}))
+        (dst / "video_preprocessor_config.json").write_text(
+            json.dumps({"video_processor_type": "InternVLVideoProcessor", "processor_class": "InternVLProcessor"})
+        )
     else:
         size = pre.pop("size")
         pre.update(min_pixels=size["shortest_edge"], max_pixels=size["longest_edge"])

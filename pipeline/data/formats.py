@@ -134,7 +134,7 @@ def finish(
         if ctx.coord_frame and "coord_frame" not in meta:
             meta["coord_frame"] = ctx.coord_frame
     return Sample(id=id, source=ctx.source, question=question, answer=answer, answer_type=atype, images=images,
-                  choices=choices, meta=meta)  # fmt: skip
+                  choices=choices, meta=meta)
 
 
 def _turns(conv: Any, name: str) -> list[tuple[str, str]]:
@@ -182,7 +182,7 @@ def convert_vr1(rec: dict, ctx: ConvertContext) -> Sample:
         ConvertContext(source, ctx.answer_type, ctx.fields, ctx.coord_frame),
         id=str(rec["id"]), question=rec["question"], answer=rec["answer"], images=images, choices=choices,
         answer_type=rec["answer_type"], meta=meta,
-    )  # fmt: skip
+    )
 
 
 _CONCLUSION = re.compile(r"<CONCLUSION>(.*?)</CONCLUSION>", re.S)
@@ -208,7 +208,7 @@ def convert_llava_cot(rec: dict, ctx: ConvertContext) -> Sample:
     if rest:
         meta["extra_turns"] = [list(t) for t in rest]
     return finish(ctx, id=record_id(rec, ctx), question=question, answer=answer, images=[image], choices=choices,
-                  meta=meta)  # fmt: skip
+                  meta=meta)
 
 
 _MULBERRY_FINAL = "### The final answer is:"
@@ -227,7 +227,7 @@ def convert_mulberry(rec: dict, ctx: ConvertContext) -> Sample:
     if choices and gold_letter(answer):
         answer = gold_letter(answer)
     return finish(ctx, id=record_id(rec, ctx), question=question, answer=answer, images=images, choices=choices,
-                  meta={"reference_response": response})  # fmt: skip
+                  meta={"reference_response": response})
 
 
 def answer_from_response(response: str) -> str | None:
@@ -256,11 +256,11 @@ def convert_sharegpt(rec: dict, ctx: ConvertContext) -> Sample:
     if not answer:
         raise FieldError(f"{conv_name}[1].value", "no <answer>…</answer> or 'Final Answer:' in the assistant turn")
     return finish(ctx, id=record_id(rec, ctx), question=strip_image_placeholders(question), answer=answer,
-                  images=images, meta={"reference_response": response})  # fmt: skip
+                  images=images, meta={"reference_response": response})
 
 
 VLM_R1_METHODS = {"mcq": "choice", "yes_no": "text", "math": "expression", "map": "boxes", "od_ap": "boxes",
-                  "od_ap50": "boxes", "odLength": "boxes", "all_match": "text"}  # fmt: skip
+                  "od_ap50": "boxes", "odLength": "boxes", "all_match": "text"}
 
 
 def convert_vlm_r1(rec: dict, ctx: ConvertContext) -> Sample:
@@ -276,7 +276,7 @@ def convert_vlm_r1(rec: dict, ctx: ConvertContext) -> Sample:
     frame = ctx.coord_frame or "abs_original"
     sub = ConvertContext(ctx.source, ctx.answer_type, ctx.fields, frame)
     return finish(sub, id=record_id(rec, ctx), question=strip_image_placeholders(question), answer=answer,
-                  images=images, answer_type=atype, meta=meta)  # fmt: skip
+                  images=images, answer_type=atype, meta=meta)
 
 
 def convert_visual_rft(rec: dict, ctx: ConvertContext) -> Sample:
@@ -290,7 +290,7 @@ def convert_visual_rft(rec: dict, ctx: ConvertContext) -> Sample:
         atype = "boxes" if ("Position" in answer or answer.lower().startswith("no object")) else "label"
     sub = ConvertContext(ctx.source, ctx.answer_type, ctx.fields, ctx.coord_frame or "grid1000")
     return finish(sub, id=record_id(rec, ctx), question=strip_image_placeholders(problem), answer=answer,
-                  images=images, answer_type=atype)  # fmt: skip
+                  images=images, answer_type=atype)
 
 
 def convert_easyr1(rec: dict, ctx: ConvertContext) -> Sample:
@@ -303,7 +303,7 @@ def convert_easyr1(rec: dict, ctx: ConvertContext) -> Sample:
     if choices is not None and not (isinstance(choices, list) and all(isinstance(c, str) for c in choices)):
         raise FieldError("choices", "expected a list of strings")
     return finish(ctx, id=record_id(rec, ctx), question=strip_image_placeholders(problem), answer=str(answer),
-                  images=images, choices=choices or None)  # fmt: skip
+                  images=images, choices=choices or None)
 
 
 def convert_verl(rec: dict, ctx: ConvertContext) -> Sample:
@@ -331,7 +331,7 @@ def convert_verl(rec: dict, ctx: ConvertContext) -> Sample:
     question_text = extra.get("question") if isinstance(extra.get("question"), str) else question
     return finish(sub, id=str(sample_id), question=strip_image_placeholders(question_text),
                   answer=str(rm["ground_truth"]), images=images, choices=choices,
-                  answer_type=extra.get("answer_type"), meta=meta)  # fmt: skip
+                  answer_type=extra.get("answer_type"), meta=meta)
 
 
 def convert_columns(rec: dict, ctx: ConvertContext) -> Sample:
@@ -356,7 +356,7 @@ def convert_columns(rec: dict, ctx: ConvertContext) -> Sample:
         _check_placeholders(question, len(images), ctx.column("question", "question")[0])
     answer = str(answer)
     return finish(ctx, id=record_id(rec, ctx), question=strip_image_placeholders(question),
-                  answer=answer_block(answer) or answer, images=images, choices=rec.get("choices"))  # fmt: skip
+                  answer=answer_block(answer) or answer, images=images, choices=rec.get("choices"))
 
 
 CONVERTERS: dict[str, Callable[[dict, ConvertContext], Sample]] = {

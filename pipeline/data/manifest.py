@@ -27,7 +27,7 @@ from pipeline.data.schema import ANSWER_TYPES, Sample
 
 FORMATS = tuple(CONVERTERS)
 MANIFEST_KEYS = {"name", "format", "path", "image_root", "answer_type", "fields", "coord_frame", "split",
-                 "verify_images", "license", "description", "url"}  # fmt: skip
+                 "verify_images", "license", "description", "url"}
 
 
 @dataclass
@@ -80,7 +80,7 @@ class Manifest:
             default_root = data.with_name(data.stem + "_images")  # embedded images are extracted here
         root = (base / raw["image_root"]).resolve() if raw.get("image_root") else default_root
         kwargs = {k: raw[k] for k in ("answer_type", "fields", "coord_frame", "split", "verify_images", "license",
-                                      "description", "url") if k in raw}  # fmt: skip
+                                      "description", "url") if k in raw}
         return cls(name=raw["name"], format=raw["format"], path=data, image_root=root, **kwargs)
 
 
@@ -93,7 +93,7 @@ class ReadResult:
 
     def summary(self) -> str:
         return (f"{self.manifest.name}: {len(self.samples)} samples, {len(self.rejects)} rejected, "
-                f"{len(self.skipped)} skipped by the layout's own rules")  # fmt: skip
+                f"{len(self.skipped)} skipped by the layout's own rules")
 
 
 # ---------------------------------------------------------------- record sources

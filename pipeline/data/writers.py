@@ -73,7 +73,7 @@ def write_sharegpt(
                               {"from": "gpt", "value": assistant_text(s, response_key)}],
             "images": list(s.images),
             "vr1": exact,
-        })  # fmt: skip
+        })
     write_json(out, records, indent=1)
     name = dataset_name or out.stem
     info_path = out.parent / "dataset_info.json"
@@ -110,7 +110,7 @@ def write_hf_dataset(
                           "content": [{"type": "text", "text": assistant_text(s, response_key)}]}],
             "images": _image_cells(s, image_root),
             "image_paths": list(s.images),  # datasets keeps only basenames in image cells
-        })  # fmt: skip
+        })
     part = {"type": datasets.Value("string"), "text": datasets.Value("string")}
     features = datasets.Features({
         **{k: datasets.Value("string") for k in ("id", "source", "question", "answer", "answer_type")},
@@ -119,7 +119,7 @@ def write_hf_dataset(
         "messages": datasets.List({"role": datasets.Value("string"), "content": datasets.List(part)}),
         "images": datasets.List(datasets.Image()),
         "image_paths": datasets.List(datasets.Value("string")),
-    })  # fmt: skip
+    })
     # from_dict with empty columns still writes a valid (empty) dataset; from_list([]) cannot infer the schema
     ds = datasets.Dataset.from_dict({k: [r[k] for r in rows] for k in features}, features=features)
     out = Path(out)
@@ -151,7 +151,7 @@ def write_verl_parquet(
     for i, s in enumerate(samples):
         min_pixels, max_pixels = pixel_budget or (None, None)
         info = reward_info(s, lambda rel, s=s: source_image(image_root, s, rel), min_pixels=min_pixels,
-                           max_pixels=max_pixels)  # fmt: skip
+                           max_pixels=max_pixels)
         rows.append({
             "data_source": s.source,
             "prompt": [{"role": "user", "content": prompt_fn(s)}],
@@ -162,7 +162,7 @@ def write_verl_parquet(
                 "split": split, "index": i, "id": s.id, "question": s.question, **reward_columns(info),
                 "meta": json.dumps(s.meta, ensure_ascii=False),
             },
-        })  # fmt: skip
+        })
     string = pa.string()
     schema = pa.schema([
         ("data_source", string),
@@ -174,7 +174,7 @@ def write_verl_parquet(
                                   ("answer", string), ("answer_type", string), ("choices", string),
                                   ("coord_frame", string), ("image_sizes", string), ("min_pixels", pa.int64()),
                                   ("max_pixels", pa.int64()), ("meta", string)])),
-    ])  # fmt: skip
+    ])
     table = pa.Table.from_pylist(rows, schema=schema)
     out = Path(out)
     with atomic_path(out) as tmp:

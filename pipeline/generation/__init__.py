@@ -2,7 +2,7 @@
 evaluation): an OpenAI-compatible server, vLLM offline, transformers in-process. `make_backend` builds the
 configured one, importing only what it needs."""
 
-from pipeline.generation.base import ChatRequest, Completion, ChatBackend, BackendConfig, GenerationError
+from pipeline.generation.base import BackendConfig, ChatBackend, ChatRequest, Completion, GenerationError
 
 __all__ = ["ChatRequest", "Completion", "ChatBackend", "BackendConfig", "GenerationError", "make_backend"]
 

@@ -60,8 +60,12 @@ class BackendConfig:
     def request_settings(self) -> dict:
         """Every setting that changes what is asked (besides the model, the prompt and the images): a stored
         answer is reused only when these are unchanged."""
-        return {"max_pixels": self.max_pixels, "image_detail": self.image_detail, **self.sampling(),
-                "extra_body": self.extra_body}  # fmt: skip
+        return {
+            "max_pixels": self.max_pixels,
+            "image_detail": self.image_detail,
+            **self.sampling(),
+            "extra_body": self.extra_body,
+        }
 
 
 @dataclass

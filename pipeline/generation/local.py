@@ -13,15 +13,18 @@ import time
 from PIL import Image
 
 from pipeline.data.images import fit_pixels
-from pipeline.grading.blocks import split_think
-
 from pipeline.generation.base import (
+    BackendConfig,
     ChatRequest,
     Completion,
-    BackendConfig,
     GenerationError,
     request_seed,
 )
+from pipeline.grading.blocks import split_think
+
+# torch's RNG is process-wide: two in-process models (the demo's two roles) seeding it at once would take each
+# other's draws, so one lock serialises every seeded generation in the process and reruns give the same text.
+_RNG_LOCK = threading.Lock()
 
 
 class TransformersBackend:
@@ -37,7 +40,7 @@ class TransformersBackend:
         dtype = getattr(torch, cfg.dtype)
         self._model, self._processor = load_model_and_processor(cfg.model, dtype=dtype, device=cfg.device)
         self._model.eval()
-        self._lock = threading.Lock()
+        self._lock = _RNG_LOCK
         self._torch = torch
 
     def _generate(self, request: ChatRequest) -> Completion:
@@ -45,24 +48,36 @@ class TransformersBackend:
         t0 = time.perf_counter()
         images = [fit_pixels(Image.open(p).convert("RGB"), self.cfg.max_pixels) for p in request.images]
         content = [{"type": "image"} for _ in images] + [{"type": "text", "text": request.text}]
-        prompt = self._processor.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
-                                                     add_generation_prompt=True)  # fmt: skip
+        prompt = self._processor.apply_chat_template(
+            [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+        )
         inputs = self._processor(text=[prompt], images=[images] if images else None, return_tensors="pt")
         inputs = inputs.to(self.cfg.device)
         n_in = int(inputs["input_ids"].shape[1])
         with self._lock, torch.no_grad():
             torch.manual_seed(request_seed(request, self.cfg.seed))
-            out = self._model.generate(**inputs, max_new_tokens=self.cfg.max_tokens,
-                                       do_sample=self.cfg.temperature > 0, temperature=self.cfg.temperature or None,
-                                       top_p=self.cfg.top_p)  # fmt: skip
+            out = self._model.generate(
+                **inputs,
+                max_new_tokens=self.cfg.max_tokens,
+                do_sample=self.cfg.temperature > 0,
+                temperature=self.cfg.temperature or None,
+                top_p=self.cfg.top_p,
+            )
         new = out[0, n_in:]
         eos = set(self._model.generation_config.eos_token_id or [])
         finished = bool(len(new)) and int(new[-1]) in eos
         text = self._processor.tokenizer.decode(new, skip_special_tokens=True)
         text, reasoning = split_think(text, None)
-        return Completion(text=text, reasoning=reasoning, finish_reason="stop" if finished else "length",
-                          prompt_tokens=n_in, completion_tokens=int(len(new)), latency_s=time.perf_counter() - t0,
-                          attempts=1, model=self.model_name)  # fmt: skip
+        return Completion(
+            text=text,
+            reasoning=reasoning,
+            finish_reason="stop" if finished else "length",
+            prompt_tokens=n_in,
+            completion_tokens=int(len(new)),
+            latency_s=time.perf_counter() - t0,
+            attempts=1,
+            model=self.model_name,
+        )
 
     async def complete(self, request: ChatRequest) -> Completion:
         try:

@@ -15,9 +15,9 @@ import time
 
 import openai
 
-from pipeline.generation.base import ChatRequest, Completion, BackendConfig, GenerationError, image_part
-from pipeline.grading.blocks import split_think
 from pipeline.errors import ConfigError
+from pipeline.generation.base import BackendConfig, ChatRequest, Completion, GenerationError, image_part
+from pipeline.grading.blocks import split_think
 from pipeline.progress import scrub, secret_values
 
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -52,8 +52,9 @@ class OpenAIBackend:
         if cfg.api_key_env and not key:
             raise ConfigError(f"environment variable {cfg.api_key_env} (named by api_key_env) is not set")
         self._secrets = secret_values([cfg.api_key_env] if cfg.api_key_env else [])
-        self.client = openai.AsyncOpenAI(base_url=cfg.base_url, api_key=key or "EMPTY", max_retries=0,
-                                         timeout=cfg.timeout_s)  # fmt: skip
+        self.client = openai.AsyncOpenAI(
+            base_url=cfg.base_url, api_key=key or "EMPTY", max_retries=0, timeout=cfg.timeout_s
+        )
         self._sem = asyncio.Semaphore(cfg.max_concurrency)
 
     def _messages(self, request: ChatRequest) -> list[dict]:
@@ -76,7 +77,8 @@ class OpenAIBackend:
                 async with self._sem:
                     t0 = time.perf_counter()  # the request's own latency, not the wait for a slot
                     resp = await self.client.chat.completions.create(
-                        model=self.model, messages=messages, extra_body=self.cfg.extra_body or None, **sampling)
+                        model=self.model, messages=messages, extra_body=self.cfg.extra_body or None, **sampling
+                    )
                 choice = resp.choices[0] if resp.choices else None
                 msg = choice.message if choice else None
                 text = (msg.content or "") if msg else ""
@@ -87,11 +89,16 @@ class OpenAIBackend:
                     last = "empty content in the response"
                 else:
                     usage = resp.usage
-                    return Completion(text=text, reasoning=reasoning, finish_reason=choice.finish_reason or "stop",
-                                      prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-                                      completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
-                                      latency_s=time.perf_counter() - t0, attempts=attempt + 1,
-                                      model=resp.model or self.model)  # fmt: skip
+                    return Completion(
+                        text=text,
+                        reasoning=reasoning,
+                        finish_reason=choice.finish_reason or "stop",
+                        prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+                        completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+                        latency_s=time.perf_counter() - t0,
+                        attempts=attempt + 1,
+                        model=resp.model or self.model,
+                    )
             except openai.APIStatusError as e:
                 last = f"HTTP {e.status_code}: {str(e.message)[:200]}"
                 if e.status_code not in RETRYABLE_STATUS:
@@ -105,8 +112,10 @@ class OpenAIBackend:
                 last = f"malformed response: {type(e).__name__}: {str(e)[:120]}"
             if attempt < self.cfg.max_retries:
                 await asyncio.sleep(self._backoff(attempt, hint))
-        raise GenerationError(scrub(f"gave up after {self.cfg.max_retries + 1} attempts; last: {last}", self._secrets),
-                           self.cfg.max_retries + 1)  # fmt: skip
+        raise GenerationError(
+            scrub(f"gave up after {self.cfg.max_retries + 1} attempts; last: {last}", self._secrets),
+            self.cfg.max_retries + 1,
+        )
 
     async def aclose(self) -> None:
         await self.client.close()

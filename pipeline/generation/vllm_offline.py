@@ -10,15 +10,15 @@ from __future__ import annotations
 import asyncio
 import time
 
+from pipeline.errors import Vr1Error
 from pipeline.generation.base import (
+    BackendConfig,
     ChatRequest,
     Completion,
-    BackendConfig,
     GenerationError,
     image_part,
     request_seed,
 )
-from pipeline.errors import Vr1Error
 from pipeline.grading.blocks import split_think
 
 BATCH_WAIT_S = 0.05
@@ -34,9 +34,14 @@ class VLLMBackend:
         self.model = cfg.model
         self.max_concurrency = cfg.batch_size
         kwargs = {"max_model_len": cfg.max_model_len} if cfg.max_model_len else {}
-        self._llm = LLM(model=cfg.model, tensor_parallel_size=cfg.tensor_parallel_size,
-                        gpu_memory_utilization=cfg.gpu_memory_utilization, seed=cfg.seed or 0,
-                        limit_mm_per_prompt={"image": 8}, **kwargs)  # fmt: skip
+        self._llm = LLM(
+            model=cfg.model,
+            tensor_parallel_size=cfg.tensor_parallel_size,
+            gpu_memory_utilization=cfg.gpu_memory_utilization,
+            seed=cfg.seed or 0,
+            limit_mm_per_prompt={"image": 8},
+            **kwargs,
+        )
         self._params = SamplingParams
         self._queue: asyncio.Queue | None = None
         self._worker: asyncio.Task | None = None
@@ -46,8 +51,15 @@ class VLLMBackend:
         return [{"role": "user", "content": parts + [{"type": "text", "text": request.text}]}]
 
     def _run_batch(self, requests: list[ChatRequest]):
-        params = [self._params(temperature=self.cfg.temperature, top_p=self.cfg.top_p, max_tokens=self.cfg.max_tokens,
-                               seed=request_seed(r, self.cfg.seed)) for r in requests]  # fmt: skip
+        params = [
+            self._params(
+                temperature=self.cfg.temperature,
+                top_p=self.cfg.top_p,
+                max_tokens=self.cfg.max_tokens,
+                seed=request_seed(r, self.cfg.seed),
+            )
+            for r in requests
+        ]
         return self._llm.chat([self._conversation(r) for r in requests], params, use_tqdm=False)
 
     async def _serve(self) -> None:
@@ -70,10 +82,18 @@ class VLLMBackend:
             for (_, fut), out in zip(batch, outputs, strict=True):
                 gen = out.outputs[0]
                 text, reasoning = split_think(gen.text, None)
-                fut.set_result(Completion(text=text, reasoning=reasoning, finish_reason=gen.finish_reason or "stop",
-                                          prompt_tokens=len(out.prompt_token_ids or []),
-                                          completion_tokens=len(gen.token_ids), latency_s=latency, attempts=1,
-                                          model=self.model))  # fmt: skip
+                fut.set_result(
+                    Completion(
+                        text=text,
+                        reasoning=reasoning,
+                        finish_reason=gen.finish_reason or "stop",
+                        prompt_tokens=len(out.prompt_token_ids or []),
+                        completion_tokens=len(gen.token_ids),
+                        latency_s=latency,
+                        attempts=1,
+                        model=self.model,
+                    )
+                )
 
     async def complete(self, request: ChatRequest) -> Completion:
         if self._queue is None:

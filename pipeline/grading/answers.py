@@ -23,8 +23,10 @@ _NUMBER = re.compile(rf"^(?:{_NUM})$")
 _FRACTION = re.compile(rf"^({_NUM})\s*/\s*({_NUM})$")
 _LATEX_FRAC = re.compile(r"^(-?)\\[dt]?frac\{\s*(-?\d+)\s*\}\{\s*(-?\d+)\s*\}$")
 _ASSIGN = re.compile(r"^[a-zA-Z](?:_\{?\w+\}?)?\s*=\s*")
-_UNIT = re.compile(r"\s*(?:\^\s*\{?\\circ\}?|°|\\%|%|\\text\{\s*[a-zA-Z ]{1,20}\}|\\mathrm\{\s*[a-zA-Z ]{1,20}\}|"
-                   r"(?<=\d)\s*[a-zA-Z]{1,12}(?:\^?[23])?)$")  # fmt: skip
+_UNIT = re.compile(
+    r"\s*(?:\^\s*\{?\\circ\}?|°|\\%|%|\\text\{\s*[a-zA-Z ]{1,20}\}|\\mathrm\{\s*[a-zA-Z ]{1,20}\}|"
+    r"(?<=\d)\s*[a-zA-Z]{1,12}(?:\^?[23])?)$"
+)
 
 
 def parse_number(text: str) -> float | None:
@@ -57,6 +59,7 @@ def numbers_match(pred: float, gold: float, rel_tol: float = 1e-4, abs_tol: floa
 
 
 # ---------------------------------------------------------------- free text and labels
+
 
 def parse_text(text: str) -> str | None:
     t = clean_answer(text)
@@ -147,8 +150,6 @@ ACCURACY = {
     "text": text_accuracy,
     "label": label_accuracy,
 }
-
-
 
 
 def answer_matches(pred: str, info: Mapping) -> float:

@@ -18,8 +18,14 @@ import numpy as np
 DEFAULT_MIN_PIXELS = 56 * 56
 DEFAULT_MAX_PIXELS = 14 * 14 * 4 * 1280
 
-def smart_resize(width: int, height: int, factor: int = 28, min_pixels: int = DEFAULT_MIN_PIXELS,
-                 max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:  # fmt: skip
+
+def smart_resize(
+    width: int,
+    height: int,
+    factor: int = 28,
+    min_pixels: int = DEFAULT_MIN_PIXELS,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> tuple[int, int]:
     """The (width, height) Qwen2-VL / Qwen2.5-VL resize an image to: sides multiples of `factor`, area within
     [min_pixels, max_pixels], aspect ratio kept as closely as possible (the processors' own rule)."""
     h_bar = max(factor, round(height / factor) * factor)
@@ -59,8 +65,13 @@ def frame_size(frame: str, info: Mapping) -> tuple[float, float]:
     if frame == "abs_original":
         return float(w), float(h)
     if frame == "abs_resized":
-        rw, rh = smart_resize(int(w), int(h), 28, int(info.get("min_pixels") or DEFAULT_MIN_PIXELS),
-                              int(info.get("max_pixels") or DEFAULT_MAX_PIXELS))  # fmt: skip
+        rw, rh = smart_resize(
+            int(w),
+            int(h),
+            28,
+            int(info.get("min_pixels") or DEFAULT_MIN_PIXELS),
+            int(info.get("max_pixels") or DEFAULT_MAX_PIXELS),
+        )
         return float(rw), float(rh)
     raise ValueError(f"unknown coordinate frame '{frame}'; use one of {FRAMES}")
 
@@ -84,7 +95,6 @@ def iou(a, b) -> float:
 def frames_of(info: Mapping) -> tuple[str, str]:
     gold = info.get("coord_frame") or "abs_original"
     return gold, info.get("pred_frame") or gold
-
 
 
 def coco_map(gold: list[dict], pred: list[dict]) -> float:
@@ -122,6 +132,7 @@ def coco_map(gold: list[dict], pred: list[dict]) -> float:
             precision[t, valid] = pr[idx[valid]]
         aps.append(precision.mean())
     return float(np.mean(aps)) if aps else 0.0
+
 
 def greedy_matches(gold: list[dict], pred: list[dict]) -> list[tuple[int, float]]:
     """Predictions by descending confidence (stable), each matched to the unmatched gold box of highest IoU

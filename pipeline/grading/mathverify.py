@@ -45,8 +45,13 @@ class _Worker:
 
     def __init__(self, timeout_s: float, script: str = WORKER_SCRIPT):
         env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-        self.proc = subprocess.Popen([sys.executable, script, str(timeout_s)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)  # fmt: skip
+        self.proc = subprocess.Popen(
+            [sys.executable, script, str(timeout_s)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
         self._buf = b""
         self.ready = False  # becomes True after its first answer (the first one includes importing sympy)
 
@@ -79,8 +84,13 @@ class _Worker:
 class MathVerifyPool:
     """A few worker processes; `verify(gold, pred)` from any thread; `verify_many` spreads a batch over them."""
 
-    def __init__(self, n_workers: int | None = None, timeout_s: float = DEFAULT_TIMEOUT_S, cache_size: int = 65536,
-                 worker_script: str = WORKER_SCRIPT):  # fmt: skip
+    def __init__(
+        self,
+        n_workers: int | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        cache_size: int = 65536,
+        worker_script: str = WORKER_SCRIPT,
+    ):
         self.worker_script = worker_script
         self.n_workers = n_workers or max(1, min(4, os.cpu_count() or 1))
         self.timeout_s = timeout_s
@@ -123,7 +133,7 @@ class MathVerifyPool:
                 self.killed += 1
                 worker = _Worker(self.timeout_s, self.worker_script)
                 results.append(0.0)
-                pending = sent[i + 1:]
+                pending = sent[i + 1 :]
                 break
         return worker, results
 

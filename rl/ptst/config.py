@@ -78,8 +78,9 @@ class Cluster:
 @dataclass
 class PTSTConfig:
     engine: str = "auto"  # auto (verl with CUDA, TRL without) | verl | trl
-    stages: list[Stage] = field(default_factory=lambda: [Stage(4096, 16, 100), Stage(8192, 8, 100),
-                                                         Stage(16384, 4, 100)])  # fmt: skip
+    stages: list[Stage] = field(
+        default_factory=lambda: [Stage(4096, 16, 100), Stage(8192, 8, 100), Stage(16384, 4, 100)]
+    )
     stage: int | None = None  # run only this stage (1-based); None runs every stage in order
     model: PolicyModel = field(default_factory=PolicyModel)
     data: RLData = field(default_factory=RLData)

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.grading.answers import gold_answer_problem
 from pipeline.data.images import resolve_image
 from pipeline.data.manifest import Manifest, read_manifest
 from pipeline.data.reward_info import reward_columns, reward_info
-from pipeline.progress import progress
 from pipeline.data.schema import Sample
-from pipeline.grading.choices import with_choices
 from pipeline.data.writers import write_verl_parquet
+from pipeline.grading.answers import gold_answer_problem
+from pipeline.grading.choices import with_choices
+from pipeline.progress import progress
 from rl.ptst.config import RLData
 
 
@@ -39,14 +39,16 @@ def prompt_length(processor, s: Sample, root: Path, system_prompt: str | None) -
 
     images = [Image.open(resolve_image(root, rel, "images")).convert("RGB") for rel in s.images]
     messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    messages.append({"role": "user", "content": [{"type": "image"} for _ in images]
-                     + [{"type": "text", "text": prompt_text(s)}]})  # fmt: skip
+    messages.append(
+        {"role": "user", "content": [{"type": "image"} for _ in images] + [{"type": "text", "text": prompt_text(s)}]}
+    )
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return int(processor(text=[text], images=[images] if images else None, return_tensors="pt")["input_ids"].shape[1])
 
 
-def validate(items: list[tuple[Sample, Path]], processor, cfg: RLData,
-             system_prompt: str | None = None) -> tuple[list[tuple[Sample, Path]], list[dict]]:  # fmt: skip
+def validate(
+    items: list[tuple[Sample, Path]], processor, cfg: RLData, system_prompt: str | None = None
+) -> tuple[list[tuple[Sample, Path]], list[dict]]:
     keep, problems = [], []
     for s, root in progress(items, desc="validate RL data"):
         why = gold_answer_problem(s.answer, s.answer_type, s.choices)
@@ -63,10 +65,14 @@ def validate(items: list[tuple[Sample, Path]], processor, cfg: RLData,
 
 def write_parquet(items: list[tuple[Sample, Path]], out: Path, split: str, cfg: RLData) -> Path:
     roots = {(s.source, s.id): root for s, root in items}
-    return write_verl_parquet([s for s, _ in items], out, lambda s, rel: resolve_image(roots[(s.source, s.id)], rel,
-                                                                                      "images"),
-                              split=split, prompt_fn=lambda s: "<image>" * len(s.images) + prompt_text(s),
-                              pixel_budget=(cfg.min_pixels, cfg.max_pixels))  # fmt: skip
+    return write_verl_parquet(
+        [s for s, _ in items],
+        out,
+        lambda s, rel: resolve_image(roots[(s.source, s.id)], rel, "images"),
+        split=split,
+        prompt_fn=lambda s: "<image>" * len(s.images) + prompt_text(s),
+        pixel_budget=(cfg.min_pixels, cfg.max_pixels),
+    )
 
 
 def trl_rows(items: list[tuple[Sample, Path]], cfg: RLData, system_prompt: str | None = None) -> list[dict]:
@@ -74,10 +80,19 @@ def trl_rows(items: list[tuple[Sample, Path]], cfg: RLData, system_prompt: str |
     rows = []
     for s, root in items:
         content = [{"type": "image"} for _ in s.images] + [{"type": "text", "text": prompt_text(s)}]
-        prompt = ([{"role": "system", "content": [{"type": "text", "text": system_prompt}]}] if system_prompt else [])
+        prompt = [{"role": "system", "content": [{"type": "text", "text": system_prompt}]}] if system_prompt else []
         prompt.append({"role": "user", "content": content})
-        info = reward_info(s, lambda rel, root=root: resolve_image(root, rel, "images"), min_pixels=cfg.min_pixels,
-                           max_pixels=cfg.max_pixels)  # fmt: skip
-        rows.append({"prompt": prompt, "images": [str(resolve_image(root, r, "images")) for r in s.images],
-                     **reward_columns(info)})  # fmt: skip
+        info = reward_info(
+            s,
+            lambda rel, root=root: resolve_image(root, rel, "images"),
+            min_pixels=cfg.min_pixels,
+            max_pixels=cfg.max_pixels,
+        )
+        rows.append(
+            {
+                "prompt": prompt,
+                "images": [str(resolve_image(root, r, "images")) for r in s.images],
+                **reward_columns(info),
+            }
+        )
     return rows

@@ -27,8 +27,11 @@ def stage_start(cfg: PTSTConfig, run_dir: Path, k: int) -> Path:
     """Where stage k starts; refuses, naming what is missing and how to make it, when that is not there."""
     start = Path(cfg.model.start) if k == 1 else run_dir / f"stage_{k - 1}" / "final"
     if not (start / "config.json").is_file():
-        how = ("run `make sft` (or point model.start at an SFT output)" if k == 1 else
-               f"run stage {k - 1} first: `make ptst STAGE={k - 1}` (or `make ptst` for all stages in order)")
+        how = (
+            "run `make sft` (or point model.start at an SFT output)"
+            if k == 1
+            else f"run stage {k - 1} first: `make ptst STAGE={k - 1}` (or `make ptst` for all stages in order)"
+        )
         raise Vr1Error(f"stage {k} starts from {start}, which is not there: {how}")
     return start.resolve()
 
@@ -41,20 +44,29 @@ def prepare_data(cfg: PTSTConfig, run_dir: Path, start: Path, engine: str) -> di
     data_dir = run_dir / "data"
     processor = load_processor(start)
     set_pixel_budget(processor, cfg.data.min_pixels, cfg.data.max_pixels)
-    train, problems = validate(load_split(cfg.data.manifests, cfg.data.limit), processor, cfg.data,
-                               cfg.grpo.system_prompt)  # fmt: skip
-    val, val_problems = validate(load_split(cfg.data.val_manifests, cfg.data.val_limit), processor, cfg.data,
-                                 cfg.grpo.system_prompt)  # fmt: skip
-    write_json(data_dir / "validation.json", {"train": len(train), "val": len(val), "excluded": problems,
-                                              "val_excluded": val_problems})  # fmt: skip
+    train, problems = validate(
+        load_split(cfg.data.manifests, cfg.data.limit), processor, cfg.data, cfg.grpo.system_prompt
+    )
+    val, val_problems = validate(
+        load_split(cfg.data.val_manifests, cfg.data.val_limit), processor, cfg.data, cfg.grpo.system_prompt
+    )
+    write_json(
+        data_dir / "validation.json",
+        {"train": len(train), "val": len(val), "excluded": problems, "val_excluded": val_problems},
+    )
     if not train:
         raise Vr1Error(f"no valid RL prompts (see {data_dir / 'validation.json'})")
     if problems:
-        LOG.warning("%d prompt(s) left out of RL (unparseable gold or over max_prompt_length); see %s",
-                    len(problems), data_dir / "validation.json")  # fmt: skip
+        LOG.warning(
+            "%d prompt(s) left out of RL (unparseable gold or over max_prompt_length); see %s",
+            len(problems),
+            data_dir / "validation.json",
+        )
     if engine == "verl":
-        return {"train": str(write_parquet(train, data_dir / "train.parquet", "train", cfg.data)),
-                "val": str(write_parquet(val or train[:1], data_dir / "val.parquet", "val", cfg.data))}
+        return {
+            "train": str(write_parquet(train, data_dir / "train.parquet", "train", cfg.data)),
+            "val": str(write_parquet(val or train[:1], data_dir / "val.parquet", "val", cfg.data)),
+        }
     return {"rows": trl_rows(train, cfg.data, cfg.grpo.system_prompt)}
 
 
@@ -79,8 +91,16 @@ def run(args) -> int:
         if data is None:
             data = prepare_data(cfg, run_dir, start, engine)
         t0 = time.perf_counter()
-        LOG.info("stage %d/%d on %s: %d tokens x %d samples, %d steps, from %s", k, len(cfg.stages), engine,
-                 stage.max_response_length, stage.n, stage.steps, start)  # fmt: skip
+        LOG.info(
+            "stage %d/%d on %s: %d tokens x %d samples, %d steps, from %s",
+            k,
+            len(cfg.stages),
+            engine,
+            stage.max_response_length,
+            stage.n,
+            stage.steps,
+            start,
+        )
         if engine == "verl":
             from rl.ptst.verl_engine import run_stage
 
@@ -94,12 +114,17 @@ def run(args) -> int:
         if args.dry_run:
             results.append(result)
             continue
-        result.update(start=str(start), wall_s=round(time.perf_counter() - t0, 1),
-                      schedule={"max_response_length": stage.max_response_length, "n": stage.n, "steps": stage.steps})
+        result.update(
+            start=str(start),
+            wall_s=round(time.perf_counter() - t0, 1),
+            schedule={"max_response_length": stage.max_response_length, "n": stage.n, "steps": stage.steps},
+        )
         write_json(stage_dir / "summary.json", result)
         results.append(result)
         print(f"ptst stage {k}: {result['steps']} steps on {engine} in {result['wall_s']}s -> {result['final']}")  # noqa: T201
     if not args.dry_run:
-        print(f"  wrote {run_dir}/: stage_N/final (HF model folders), stage_N/metrics.jsonl, "  # noqa: T201
-              "stage_N/checkpoints, stage_N/tensorboard, data/validation.json")
+        print(  # noqa: T201
+            f"  wrote {run_dir}/: stage_N/final (HF model folders), stage_N/metrics.jsonl, "
+            "stage_N/checkpoints, stage_N/tensorboard, data/validation.json"
+        )
     return 0

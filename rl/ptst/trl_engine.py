@@ -10,10 +10,19 @@ from pipeline.progress import LOG
 from rl.ptst.config import LOSS_AGG_MODES, PolicyModel, PTSTConfig, Stage
 
 # TRL log keys -> the metric names both engines write to metrics.jsonl
-METRICS = {"reward": "reward_mean", "rewards/format/mean": "format_rate", "rewards/accuracy/mean": "accuracy",
-           "completions/mean_length": "response_length_mean", "completions/max_length": "response_length_max",
-           "kl": "kl", "clip_ratio/region_mean": "clip_ratio", "entropy": "entropy", "loss": "loss",
-           "learning_rate": "learning_rate", "grad_norm": "grad_norm"}  # fmt: skip
+METRICS = {
+    "reward": "reward_mean",
+    "rewards/format/mean": "format_rate",
+    "rewards/accuracy/mean": "accuracy",
+    "completions/mean_length": "response_length_mean",
+    "completions/max_length": "response_length_max",
+    "kl": "kl",
+    "clip_ratio/region_mean": "clip_ratio",
+    "entropy": "entropy",
+    "loss": "loss",
+    "learning_rate": "learning_rate",
+    "grad_norm": "grad_norm",
+}
 
 
 def select_metrics(logs: dict, step: int) -> dict | None:
@@ -34,8 +43,9 @@ def trainable_policy(model, m: PolicyModel):
     if m.lora_rank:
         from peft import get_peft_model
 
-        return get_peft_model(model, lora_config(m.lora_rank, m.lora_alpha, m.target_modules,
-                                                 exclude_vision=m.freeze_vision_tower))  # fmt: skip
+        return get_peft_model(
+            model, lora_config(m.lora_rank, m.lora_alpha, m.target_modules, exclude_vision=m.freeze_vision_tower)
+        )
     if m.freeze_vision_tower:
         freeze(model, family_of_model(model).name, ("vision",))
     return model
@@ -62,22 +72,42 @@ def run_stage(cfg: PTSTConfig, index: int, stage: Stage, start: Path, stage_dir:
     out = stage_dir / "checkpoints"
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(stage_dir / "tensorboard")
     args = GRPOConfig(
-        output_dir=str(out), max_steps=stage.steps, num_generations=stage.n,
+        output_dir=str(out),
+        max_steps=stage.steps,
+        num_generations=stage.n,
         max_completion_length=stage.max_response_length,
         # one prompt's group per generation batch, prompts_per_step of them per optimizer step: TRL 1.16 misaligns
         # Qwen-VL inputs when one generation batch mixes prompts with different numbers of images
-        per_device_train_batch_size=stage.n, steps_per_generation=1, gradient_accumulation_steps=g.prompts_per_step,
-        learning_rate=g.learning_rate, beta=g.kl_coef, epsilon=g.clip_ratio_low, epsilon_high=g.clip_ratio_high,
-        loss_type=LOSS_AGG_MODES[g.loss_agg_mode], temperature=g.temperature, top_p=g.top_p,
-        logging_steps=1, save_strategy="steps", save_steps=cfg.save_steps,
-        save_total_limit=2, report_to=cfg.report_to, seed=cfg.seed + index, use_cpu=use_cpu, bf16=False,
+        per_device_train_batch_size=stage.n,
+        steps_per_generation=1,
+        gradient_accumulation_steps=g.prompts_per_step,
+        learning_rate=g.learning_rate,
+        beta=g.kl_coef,
+        epsilon=g.clip_ratio_low,
+        epsilon_high=g.clip_ratio_high,
+        loss_type=LOSS_AGG_MODES[g.loss_agg_mode],
+        temperature=g.temperature,
+        top_p=g.top_p,
+        logging_steps=1,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=2,
+        report_to=cfg.report_to,
+        seed=cfg.seed + index,
+        use_cpu=use_cpu,
+        bf16=False,
         remove_unused_columns=False,
-    )  # fmt: skip
+    )
     last = last_complete_checkpoint(out)
     resume_step = int(last.split("-")[-1]) if last else 0
-    trainer = GRPOTrainer(model=model, args=args, train_dataset=ds, reward_funcs=reward_funcs,
-                          processing_class=processor,
-                          callbacks=[jsonl_metrics(stage_dir / "metrics.jsonl", resume_step, select_metrics)])
+    trainer = GRPOTrainer(
+        model=model,
+        args=args,
+        train_dataset=ds,
+        reward_funcs=reward_funcs,
+        processing_class=processor,
+        callbacks=[jsonl_metrics(stage_dir / "metrics.jsonl", resume_step, select_metrics)],
+    )
     if last:
         LOG.info("stage %d: resuming from %s", index, last)
     trainer.train(resume_from_checkpoint=last)
@@ -87,5 +117,10 @@ def run_stage(cfg: PTSTConfig, index: int, stage: Stage, start: Path, stage_dir:
     save_model_folder(policy, processor, tmp)
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
-    return {"stage": index, "engine": "trl", "steps": trainer.state.global_step, "final": str(final),
-            "resumed_from": last}  # fmt: skip
+    return {
+        "stage": index,
+        "engine": "trl",
+        "steps": trainer.state.global_step,
+        "final": str(final),
+        "resumed_from": last,
+    }

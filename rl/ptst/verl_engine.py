@@ -19,15 +19,24 @@ from rl.ptst.config import PTSTConfig, Stage
 VERL_REWARD = Path(__file__).resolve().parent.parent / "rewards" / "verl_reward.py"
 
 # verl console metric names -> the names both engines write to metrics.jsonl
-METRICS = {"critic/score/mean": "reward_mean", "reward_extra_info/format/mean": "format_rate",
-           "reward_extra_info/accuracy/mean": "accuracy", "response_length/mean": "response_length_mean",
-           "response_length/max": "response_length_max", "actor/kl_loss": "kl", "actor/pg_clipfrac": "clip_ratio",
-           "actor/entropy": "entropy", "actor/pg_loss": "loss", "actor/lr": "learning_rate",
-           "actor/grad_norm": "grad_norm"}  # fmt: skip
+METRICS = {
+    "critic/score/mean": "reward_mean",
+    "reward_extra_info/format/mean": "format_rate",
+    "reward_extra_info/accuracy/mean": "accuracy",
+    "response_length/mean": "response_length_mean",
+    "response_length/max": "response_length_max",
+    "actor/kl_loss": "kl",
+    "actor/pg_clipfrac": "clip_ratio",
+    "actor/entropy": "entropy",
+    "actor/pg_loss": "loss",
+    "actor/lr": "learning_rate",
+    "actor/grad_norm": "grad_norm",
+}
 
 
-def stage_overrides(cfg: PTSTConfig, index: int, stage: Stage, start: str, stage_dir: Path,
-                    train_file: str, val_file: str, name: str) -> list[str]:  # fmt: skip
+def stage_overrides(
+    cfg: PTSTConfig, index: int, stage: Stage, start: str, stage_dir: Path, train_file: str, val_file: str, name: str
+) -> list[str]:
     g, c, m = cfg.grpo, cfg.cluster, cfg.model
     if m.freeze_vision_tower and not m.lora_rank:
         raise Vr1Error(
@@ -87,8 +96,11 @@ def stage_overrides(cfg: PTSTConfig, index: int, stage: Stage, start: str, stage
     if cfg.data.reward != "auto":
         ov.append(f"+reward.custom_reward_function.reward_kwargs.reward={cfg.data.reward}")
     if m.lora_rank:
-        ov += [f"actor_rollout_ref.model.lora_rank={m.lora_rank}", f"actor_rollout_ref.model.lora_alpha={m.lora_alpha}",
-               f"actor_rollout_ref.model.target_modules={hydra_value(m.target_modules)}"]  # fmt: skip
+        ov += [
+            f"actor_rollout_ref.model.lora_rank={m.lora_rank}",
+            f"actor_rollout_ref.model.lora_alpha={m.lora_alpha}",
+            f"actor_rollout_ref.model.target_modules={hydra_value(m.target_modules)}",
+        ]
         if m.freeze_vision_tower:  # LoRA never touches excluded modules: the vision tower stays as it is
             ov.append(f"actor_rollout_ref.model.exclude_modules='{VISION_MODULES}'")
     return ov + list(c.extra_overrides)
@@ -104,8 +116,18 @@ def launch_command(overrides: list[str]) -> list[str]:
 
 
 def merge_command(actor_dir: Path, target: Path) -> list[str]:
-    return [sys.executable, "-m", "verl.model_merger", "merge", "--backend", "fsdp", "--local_dir", str(actor_dir),
-            "--target_dir", str(target)]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "verl.model_merger",
+        "merge",
+        "--backend",
+        "fsdp",
+        "--local_dir",
+        str(actor_dir),
+        "--target_dir",
+        str(target),
+    ]
 
 
 _METRIC = re.compile(r"(?P<key>[\w/@.\-]+):(?P<val>-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)")
@@ -140,8 +162,16 @@ def add_rollout_rates(metrics_path: Path, rollouts: Path) -> None:
     write_jsonl(metrics_path, ({**r, **rollout_rates(rollouts, r["step"])} for r in rows))
 
 
-def run_stage(cfg: PTSTConfig, index: int, stage: Stage, start: Path, stage_dir: Path, files: dict,
-              name: str, dry_run: bool = False) -> dict:  # fmt: skip
+def run_stage(
+    cfg: PTSTConfig,
+    index: int,
+    stage: Stage,
+    start: Path,
+    stage_dir: Path,
+    files: dict,
+    name: str,
+    dry_run: bool = False,
+) -> dict:
     overrides = stage_overrides(cfg, index, stage, str(start), stage_dir, files["train"], files["val"], name)
     cmd = launch_command(overrides)
     print(f"stage {index} (verl): {shlex.join(cmd)}", flush=True)  # noqa: T201 - the command is the point

@@ -8,9 +8,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from pipeline.grading.boxes import BoxParseError, parse_bbox, parse_boxes
 from pipeline.grading.blocks import answer_block
+from pipeline.grading.boxes import BoxParseError, parse_bbox, parse_boxes
 from pipeline.grading.geometry import MAX_BOXES, coco_map, frames_of, greedy_matches, iou, to_normalized
+
 
 def rec_iou_reward(response: str, info: Mapping) -> float:
     """REC: IoU between the single predicted box in the `<answer>` block and the gold box, both mapped to
@@ -41,8 +42,9 @@ def _parse_pred_boxes(response: str, info: Mapping) -> list[dict] | None:
 
 def _gold_boxes(info: Mapping) -> list[dict]:
     gold_frame, _ = frames_of(info)
-    return [{**b, "bbox_2d": to_normalized(b["bbox_2d"], gold_frame, info)}
-            for b in parse_boxes(str(info["ground_truth"]))]  # fmt: skip
+    return [
+        {**b, "bbox_2d": to_normalized(b["bbox_2d"], gold_frame, info)} for b in parse_boxes(str(info["ground_truth"]))
+    ]
 
 
 def _gold_and_pred(response: str, info: Mapping) -> tuple[list[dict], list[dict]] | None:
@@ -65,15 +67,11 @@ def _matched_boxes(response: str, info: Mapping, measure) -> float:
     return measure(gold, pred)
 
 
-
-
 def ovd_reward(response: str, info: Mapping) -> float:
     """OVD: min(1, n_gold / n_pred) x COCO mAP@[.5:.95] of the labelled predicted boxes (the factor stops
     duplicate-box flooding). No gold boxes: 1 iff no boxes are predicted. Unparseable output or more than 100
     boxes: 0."""
     return _matched_boxes(response, info, lambda gold, pred: min(1.0, len(gold) / len(pred)) * coco_map(gold, pred))
-
-
 
 
 def det_iou_reward(response: str, info: Mapping) -> float:

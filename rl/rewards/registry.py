@@ -14,11 +14,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from pipeline.grading.answers import ACCURACY, expression_fast_path
-from pipeline.grading.normalize import clean_answer
+from pipeline.grading.blocks import answer_block
 from pipeline.grading.mathverify import default_pool
+from pipeline.grading.normalize import clean_answer
 from rl.rewards.accuracy import accuracy_reward, hfrrf_from, hfrrf_reward
 from rl.rewards.detection import det_confidence_reward, det_iou_reward, ovd_reward, rec_iou_reward
-from pipeline.grading.blocks import answer_block
 from rl.rewards.format import format_reward
 from rl.rewards.shaping import length_penalty, repetition_penalty
 
@@ -85,8 +85,11 @@ def resolve(name: str) -> RewardFn:
     if ":" in name and ".py" in name:
         return load_user_reward(name)
     close = difflib.get_close_matches(name, list(REWARDS), n=1)
-    raise ValueError(f"unknown reward '{name}'" + (f"; did you mean '{close[0]}'?" if close else "")
-                     + f"; known: {sorted(REWARDS)} or path/to/file.py:function")  # fmt: skip
+    raise ValueError(
+        f"unknown reward '{name}'"
+        + (f"; did you mean '{close[0]}'?" if close else "")
+        + f"; known: {sorted(REWARDS)} or path/to/file.py:function"
+    )
 
 
 _PRESET_CACHE: dict[tuple[str | None, str | None], dict[str, float]] = {}
@@ -145,14 +148,18 @@ def score(response: str, info: Mapping, terms: Mapping[str, float] | str | None 
         return values[name]
 
     total = sum(weight * get(name) for name, weight in resolved.items())
-    out = {"score": min(1.0, max(0.0, total)), "format": get("format"),
-           "accuracy": get(PRIMARY.get(answer_type, "accuracy"))}  # fmt: skip
+    out = {
+        "score": min(1.0, max(0.0, total)),
+        "format": get("format"),
+        "accuracy": get(PRIMARY.get(answer_type, "accuracy")),
+    }
     out.update((name, values[name]) for name in resolved)
     return out
 
 
-def score_batch(responses: Sequence[str], infos: Sequence[Mapping],
-                terms: Mapping[str, float] | str | None = None) -> list[dict[str, float]]:  # fmt: skip
+def score_batch(
+    responses: Sequence[str], infos: Sequence[Mapping], terms: Mapping[str, float] | str | None = None
+) -> list[dict[str, float]]:
     """`score` over a batch; the expression comparisons that need sympy are first verified in parallel across
     the worker pool, after which each item's own check is a cache hit."""
     pairs = []

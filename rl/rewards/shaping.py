@@ -22,5 +22,5 @@ def repetition_penalty(response: str, info: Mapping) -> float:
     words = response.split()[:MAX_WORDS]
     if len(words) < n + 1:
         return 0.0
-    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
     return 1.0 - len(set(grams)) / len(grams)

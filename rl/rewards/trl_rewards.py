@@ -1,9 +1,9 @@
 """TRL adapter: reward functions with the `reward_funcs` signature `fn(prompts, completions, **columns)`.
 
 Columns come from the TRL dataset: `answer` (or `solution` / `ground_truth`), `answer_type`, and optionally
-`choices`, `image_sizes`, `coord_frame`, `pred_frame`, `min_pixels`, `max_pixels` (see `pipeline.data.reward_info`). Pass `[format_reward, accuracy_reward]` with
-`reward_weights` to train on their sum, or `[hfrrf_reward]` for Vision-R1's hard reward; TRL logs each function
-under its `__name__`.
+`choices`, `image_sizes`, `coord_frame`, `pred_frame`, `min_pixels`, `max_pixels` (`pipeline.data.reward_info`
+writes them). Pass `[format_reward, accuracy_reward]` with `reward_weights` to train on their sum, or
+`[hfrrf_reward]` for Vision-R1's hard reward; TRL logs each function under its `__name__`.
 """
 
 from __future__ import annotations
@@ -36,12 +36,17 @@ def _infos(n: int, columns: Mapping) -> list[dict]:
     if gold_key is None:
         raise ValueError(f"the TRL dataset needs one of the columns {GOLD_COLUMNS} with the ground truth")
     keys = [k for k, v in columns.items() if isinstance(v, list) and len(v) == n and k not in NOT_INFO]
-    return [info_from_columns(columns[gold_key][i], {k: columns[k][i] for k in keys if k != gold_key})
-            for i in range(n)]  # fmt: skip
+    return [
+        info_from_columns(columns[gold_key][i], {k: columns[k][i] for k in keys if k != gold_key}) for i in range(n)
+    ]
 
 
-def make_trl_reward(terms: Mapping[str, float] | str | None = None, name: str | None = None, key: str = "score",
-                    log_components: bool = False):  # fmt: skip
+def make_trl_reward(
+    terms: Mapping[str, float] | str | None = None,
+    name: str | None = None,
+    key: str = "score",
+    log_components: bool = False,
+):
     """A TRL reward function computing `score(...)[key]` for each completion (weights as in `score`).
 
     With `log_components`, the same scoring also reports the mean format and accuracy of the batch through

@@ -56,13 +56,22 @@ class VLMCollator:
         n = max(len(e["input_ids"]) for e in encs)
 
         def stack(key, fill):
-            return torch.stack([torch.cat([e[key], torch.full((n - len(e[key]),), fill, dtype=e[key].dtype)])
-                                for e in encs])  # fmt: skip
+            return torch.stack(
+                [torch.cat([e[key], torch.full((n - len(e[key]),), fill, dtype=e[key].dtype)]) for e in encs]
+            )
 
         batch = {"input_ids": stack("input_ids", pad), "labels": stack("labels", -100)}
-        batch["attention_mask"] = torch.stack([torch.cat([torch.ones(len(e["input_ids"]), dtype=torch.long),
-                                                          torch.zeros(n - len(e["input_ids"]), dtype=torch.long)])
-                                               for e in encs])  # fmt: skip
+        batch["attention_mask"] = torch.stack(
+            [
+                torch.cat(
+                    [
+                        torch.ones(len(e["input_ids"]), dtype=torch.long),
+                        torch.zeros(n - len(e["input_ids"]), dtype=torch.long),
+                    ]
+                )
+                for e in encs
+            ]
+        )
         if "mm_token_type_ids" in encs[0]:
             batch["mm_token_type_ids"] = stack("mm_token_type_ids", 0)
         return batch
@@ -84,8 +93,9 @@ class VLMCollator:
             text_pos.append(torch.cat([torch.arange(len(e["input_ids"])) for e in parts] + [torch.arange(fill)]))
             if qwen:
                 mm.append(torch.cat([e["mm_token_type_ids"] for e in parts] + [torch.zeros(fill, dtype=torch.long)]))
-                rope.append(torch.cat([self._rope(e) for e in parts] + [torch.arange(fill).view(1, -1).expand(3, -1)],
-                                      dim=-1))  # fmt: skip
+                rope.append(
+                    torch.cat([self._rope(e) for e in parts] + [torch.arange(fill).view(1, -1).expand(3, -1)], dim=-1)
+                )
         # use_cache=False: transformers builds the per-sample (block-diagonal) mask only without a KV cache
         batch = {"input_ids": torch.stack(ids), "labels": torch.stack(labels), "use_cache": False}
         if qwen:
@@ -103,6 +113,10 @@ class VLMCollator:
 
     def _rope(self, e: dict):
         ids = e["input_ids"][None]
-        pos, _ = self.rope_index(ids, e["mm_token_type_ids"][None], image_grid_thw=e.get("image_grid_thw"),
-                                 attention_mask=torch.ones_like(ids))  # fmt: skip
+        pos, _ = self.rope_index(
+            ids,
+            e["mm_token_type_ids"][None],
+            image_grid_thw=e.get("image_grid_thw"),
+            attention_mask=torch.ones_like(ids),
+        )
         return pos[:, 0]  # [3, len]

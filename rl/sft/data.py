@@ -8,9 +8,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from pipeline.errors import Vr1Error
 from pipeline.data.images import resolve_image
 from pipeline.data.manifest import Manifest, read_manifest
+from pipeline.errors import Vr1Error
 from pipeline.progress import LOG, progress
 from rl.sft.config import SFTData
 
@@ -44,9 +44,18 @@ def _coldstart_dir(ref: str, runs_root: str | Path) -> Path:
 
 def load_examples(cfg: SFTData, runs_root: str | Path = "runs") -> tuple[list[SFTExample], list[dict]]:
     """(examples, skipped) in source order; `skipped` lists samples that have no training target."""
-    manifests = [Manifest.from_dict({"name": f"coldstart:{Path(d).name}", "format": "sharegpt",
-                                     "path": "cold_start.json", "verify_images": False}, base=d)
-                 for d in (_coldstart_dir(r, runs_root) for r in cfg.coldstart_runs)]  # fmt: skip
+    manifests = [
+        Manifest.from_dict(
+            {
+                "name": f"coldstart:{Path(d).name}",
+                "format": "sharegpt",
+                "path": "cold_start.json",
+                "verify_images": False,
+            },
+            base=d,
+        )
+        for d in (_coldstart_dir(r, runs_root) for r in cfg.coldstart_runs)
+    ]
     manifests += [Manifest.load(m) for m in cfg.manifests]
     if not manifests:
         raise Vr1Error("data: give at least one of coldstart_runs or manifests")
@@ -81,16 +90,18 @@ def encode(processor, row: dict) -> dict:
     images = [Image.open(p).convert("RGB") for p in row["images"]]
     user = {"role": "user", "content": [{"type": "image"} for _ in images] + [{"type": "text", "text": row["prompt"]}]}
     prompt = processor.apply_chat_template([user], tokenize=False, add_generation_prompt=True)
-    full = processor.apply_chat_template([user, {"role": "assistant", "content": [{"type": "text",
-                                                                                  "text": row["response"]}]}],
-                                         tokenize=False)  # fmt: skip
+    full = processor.apply_chat_template(
+        [user, {"role": "assistant", "content": [{"type": "text", "text": row["response"]}]}], tokenize=False
+    )
     if not full.startswith(prompt):
         raise ValueError("the chat template does not render the prompt as a prefix of the conversation")
     p = processor(text=[prompt], images=[images] if images else None, return_tensors="pt")
-    completion = processor.tokenizer(full[len(prompt):], add_special_tokens=False, return_tensors="pt")["input_ids"][0]
+    completion = processor.tokenizer(full[len(prompt) :], add_special_tokens=False, return_tensors="pt")["input_ids"][0]
     prompt_ids = p["input_ids"][0]
-    out = {"input_ids": torch.cat([prompt_ids, completion]),
-           "labels": torch.cat([torch.full_like(prompt_ids, -100), completion])}  # fmt: skip
+    out = {
+        "input_ids": torch.cat([prompt_ids, completion]),
+        "labels": torch.cat([torch.full_like(prompt_ids, -100), completion]),
+    }
     if "mm_token_type_ids" in p:
         out["mm_token_type_ids"] = torch.cat([p["mm_token_type_ids"][0], torch.zeros_like(completion)])
     for key in ("pixel_values", "image_grid_thw"):
@@ -103,7 +114,7 @@ def image_token_problem(processor, enc: dict) -> str | None:
     """Why the image tokens in the ids do not match the image features the vision tower will produce."""
     n_tokens = int((enc["input_ids"] == processor.image_token_id).sum())
     if "image_grid_thw" in enc:
-        merge = processor.image_processor.merge_size ** 2
+        merge = processor.image_processor.merge_size**2
         n_features = int((enc["image_grid_thw"].prod(-1) // merge).sum())
     elif "pixel_values" in enc:
         n_features = int(enc["pixel_values"].shape[0]) * int(processor.image_seq_length)
@@ -122,15 +133,25 @@ def preflight(processor, rows: list[dict], cfg: SFTData) -> tuple[list[dict], li
         try:
             enc = encode(processor, row)
         except Exception as e:  # noqa: BLE001 - any failure to encode (processors raise StopIteration on stray image tokens) is this sample's problem
-            offenders.append({"uid": row["uid"], "problem": "mismatch",
-                              "reason": f"cannot encode: {type(e).__name__}: {str(e)[:160]}"})  # fmt: skip
+            offenders.append(
+                {
+                    "uid": row["uid"],
+                    "problem": "mismatch",
+                    "reason": f"cannot encode: {type(e).__name__}: {str(e)[:160]}",
+                }
+            )
             continue
         why = image_token_problem(processor, enc)
         if why:
             offenders.append({"uid": row["uid"], "problem": "mismatch", "reason": why})
         elif len(enc["input_ids"]) > cfg.cutoff_len:
-            offenders.append({"uid": row["uid"], "problem": "overflow",
-                              "reason": f"{len(enc['input_ids'])} tokens > cutoff_len {cfg.cutoff_len}"})  # fmt: skip
+            offenders.append(
+                {
+                    "uid": row["uid"],
+                    "problem": "overflow",
+                    "reason": f"{len(enc['input_ids'])} tokens > cutoff_len {cfg.cutoff_len}",
+                }
+            )
         else:
             keep.append({**row, "n_tokens": len(enc["input_ids"])})
     what = {"mismatch": "an image-token / image-feature mismatch", "overflow": "more tokens than cutoff_len"}
@@ -138,8 +159,10 @@ def preflight(processor, rows: list[dict], cfg: SFTData) -> tuple[list[dict], li
         bad = [o for o in offenders if o["problem"] == problem]
         if bad and policy == "refuse":
             listing = "; ".join(f"{o['uid']}: {o['reason']}" for o in bad[:10])
-            raise Vr1Error(f"{len(bad)} sample(s) with {what[problem]} (data.on_{problem}=refuse): {listing}"
-                           + (" …" if len(bad) > 10 else ""))  # fmt: skip
+            raise Vr1Error(
+                f"{len(bad)} sample(s) with {what[problem]} (data.on_{problem}=refuse): {listing}"
+                + (" …" if len(bad) > 10 else "")
+            )
         if bad:
             LOG.warning("skipping %d sample(s) with %s; see preflight.json", len(bad), what[problem])
     return keep, offenders

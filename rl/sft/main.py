@@ -16,9 +16,13 @@ def accelerate_command(launcher: Launcher, run_dir: str, runs_root: str) -> list
     cmd = [sys.executable, "-m", "accelerate.commands.launch"]
     if launcher.accelerate_config:
         cmd += ["--config_file", launcher.accelerate_config]
-    for flag, value in (("--num_processes", launcher.num_processes), ("--num_machines", launcher.num_machines),
-                        ("--machine_rank", launcher.machine_rank), ("--main_process_ip", launcher.main_process_ip),
-                        ("--main_process_port", launcher.main_process_port)):  # fmt: skip
+    for flag, value in (
+        ("--num_processes", launcher.num_processes),
+        ("--num_machines", launcher.num_machines),
+        ("--machine_rank", launcher.machine_rank),
+        ("--main_process_ip", launcher.main_process_ip),
+        ("--main_process_port", launcher.main_process_port),
+    ):
         if value is not None:
             cmd += [flag, str(value)]
     return cmd + ["-m", "rl.sft.train", "--run-dir", run_dir, "--runs-root", runs_root]
@@ -36,14 +40,20 @@ def run(args) -> int:
         print("launching:", shlex.join(cmd), flush=True)  # noqa: T201
         rc = subprocess.call(cmd)
         if rc != 0:
-            raise Vr1Error(f"training exited with code {rc}; see {run_dir.path}/train.log (rerun the same command "
-                           "with the same --name to resume from the last checkpoint)")
+            raise Vr1Error(
+                f"training exited with code {rc}; see {run_dir.path}/train.log (rerun the same command "
+                "with the same --name to resume from the last checkpoint)"
+            )
         import json
 
         summary = json.loads((run_dir.path / "summary.json").read_text())
-    print(f"sft: {summary['samples']} samples ({summary['offenders']} skipped by preflight), "  # noqa: T201
-          f"{summary['global_step']} steps, train loss {summary['train_loss']:.4f}"
-          + (f", resumed from {summary['resumed_from']}" if summary["resumed_from"] else ""))
-    print(f"  wrote {run_dir.path}/: final/ (HF model folder), checkpoints/, metrics.jsonl, tensorboard/, "  # noqa: T201
-          "preflight.json, summary.json")
+    print(  # noqa: T201
+        f"sft: {summary['samples']} samples ({summary['offenders']} skipped by preflight), "
+        f"{summary['global_step']} steps, train loss {summary['train_loss']:.4f}"
+        + (f", resumed from {summary['resumed_from']}" if summary["resumed_from"] else "")
+    )
+    print(  # noqa: T201
+        f"  wrote {run_dir.path}/: final/ (HF model folder), checkpoints/, metrics.jsonl, tensorboard/, "
+        "preflight.json, summary.json"
+    )
     return 0

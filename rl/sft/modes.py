@@ -6,8 +6,11 @@ from __future__ import annotations
 from pipeline.models.load import family_of_model
 from pipeline.models.parts import freeze, lora_config, trainable_counts
 
-FROZEN = {"freeze_vision": {"vision"}, "freeze_projector": {"projector"},
-          "freeze_vision_projector": {"vision", "projector"}}  # fmt: skip
+FROZEN = {
+    "freeze_vision": {"vision"},
+    "freeze_projector": {"projector"},
+    "freeze_vision_projector": {"vision", "projector"},
+}
 
 
 def apply_mode(model, mode: str, lora=None):

@@ -62,8 +62,10 @@ def train(cfg: SFTConfig, run_dir: Path, runs_root: str | Path = "runs") -> dict
     set_pixel_budget(processor, cfg.data.min_pixels, cfg.data.max_pixels)
     examples, skipped = load_examples(cfg.data, runs_root)
     rows, offenders = preflight(processor, [e.as_row() for e in examples], cfg.data)
-    write_json(run_dir / "preflight.json", {"examples": len(examples), "trainable": len(rows),
-                                            "no_target": skipped, "offenders": offenders})  # fmt: skip
+    write_json(
+        run_dir / "preflight.json",
+        {"examples": len(examples), "trainable": len(rows), "no_target": skipped, "offenders": offenders},
+    )
     if not rows:
         raise ValueError("no trainable samples after preflight (see preflight.json)")
     rope_index = getattr(model.model, "get_rope_index", None)
@@ -73,22 +75,44 @@ def train(cfg: SFTConfig, run_dir: Path, runs_root: str | Path = "runs") -> dict
     out = run_dir / "checkpoints"
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "tensorboard")  # where transformers 5 puts event files
     args = TRLConfig(
-        output_dir=str(out), learning_rate=s.learning_rate, num_train_epochs=s.num_train_epochs, max_steps=s.max_steps,
-        per_device_train_batch_size=s.per_device_batch_size, gradient_accumulation_steps=s.gradient_accumulation_steps,
-        warmup_steps=warmup_steps(s, len(rows)), lr_scheduler_type=s.lr_scheduler_type, weight_decay=s.weight_decay,
-        max_grad_norm=s.max_grad_norm, bf16=s.bf16, gradient_checkpointing=s.gradient_checkpointing,
-        logging_steps=s.logging_steps, save_strategy="steps", save_steps=s.save_steps,
-        save_total_limit=s.save_total_limit, seed=s.seed, report_to=cfg.report_to,
-        remove_unused_columns=False, max_length=None,
-        dataset_kwargs={"skip_prepare_dataset": True}, dataloader_num_workers=0, **_device_args(cfg),
-    )  # fmt: skip
+        output_dir=str(out),
+        learning_rate=s.learning_rate,
+        num_train_epochs=s.num_train_epochs,
+        max_steps=s.max_steps,
+        per_device_train_batch_size=s.per_device_batch_size,
+        gradient_accumulation_steps=s.gradient_accumulation_steps,
+        warmup_steps=warmup_steps(s, len(rows)),
+        lr_scheduler_type=s.lr_scheduler_type,
+        weight_decay=s.weight_decay,
+        max_grad_norm=s.max_grad_norm,
+        bf16=s.bf16,
+        gradient_checkpointing=s.gradient_checkpointing,
+        logging_steps=s.logging_steps,
+        save_strategy="steps",
+        save_steps=s.save_steps,
+        save_total_limit=s.save_total_limit,
+        seed=s.seed,
+        report_to=cfg.report_to,
+        remove_unused_columns=False,
+        max_length=None,
+        dataset_kwargs={"skip_prepare_dataset": True},
+        dataloader_num_workers=0,
+        **_device_args(cfg),
+    )
     last = last_complete_checkpoint(out)
     resume_step = int(Path(last).name.split("-")[-1]) if last else 0
-    trainer = SFTTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows),
-                         data_collator=VLMCollator(processor, cfg.packing, rope_index),
-                         processing_class=processor,
-                         callbacks=[jsonl_metrics(run_dir / "metrics.jsonl", resume_step,
-                                                  lambda logs, step: {"step": step, **logs} if logs else None)])
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=datasets.Dataset.from_list(rows),
+        data_collator=VLMCollator(processor, cfg.packing, rope_index),
+        processing_class=processor,
+        callbacks=[
+            jsonl_metrics(
+                run_dir / "metrics.jsonl", resume_step, lambda logs, step: {"step": step, **logs} if logs else None
+            )
+        ],
+    )
     if last:
         LOG.info("resuming from %s", last)
     result = trainer.train(resume_from_checkpoint=last)
@@ -110,10 +134,16 @@ def train(cfg: SFTConfig, run_dir: Path, runs_root: str | Path = "runs") -> dict
             (tmp / stray).unlink(missing_ok=True)
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
-    summary = {"samples": len(rows), "offenders": len(offenders), "no_target": len(skipped),
-               "global_step": trainer.state.global_step, "train_loss": result.training_loss,
-               "resumed_from": last, "trainable_parameters": trainable,
-               "final": str(final) if final.exists() else None}  # fmt: skip
+    summary = {
+        "samples": len(rows),
+        "offenders": len(offenders),
+        "no_target": len(skipped),
+        "global_step": trainer.state.global_step,
+        "train_loss": result.training_loss,
+        "resumed_from": last,
+        "trainable_parameters": trainable,
+        "final": str(final) if final.exists() else None,
+    }
     if trainer.is_world_process_zero():
         write_json(run_dir / "summary.json", summary)
     return summary
