@@ -6,16 +6,9 @@ from pathlib import Path
 
 from PIL import Image
 
-RULES = [
-    "answer_match",
-    "format",
-    "consistency",
-    "truncated",
-    "repetition",
-    "mixed_language",
-    "length",
-    "near_duplicate",
-]
+from coldstart.filters import RULES as FILTER_RULES
+
+RULES = list(FILTER_RULES)  # the filter's own rule names
 XSS = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
 
 

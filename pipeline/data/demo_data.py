@@ -15,10 +15,11 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from pipeline.data.schema import Sample
+from pipeline.grading.blocks import format_response
+from pipeline.grading.choices import format_choices
 from pipeline.io import atomic_write_text, write_jsonl
 from pipeline.progress import progress
-from pipeline.data.schema import Sample
-from pipeline.grading.choices import format_choices
 
 SIZE = 224
 COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "yellow": (230, 200, 30),
@@ -75,7 +76,7 @@ def _scene_image(objects: list[dict]) -> Image.Image:
 
 
 def _solution(steps: list[str], answer: str) -> str:
-    return "<think>\n" + "\n".join(steps) + "\n</think>\n<answer>" + answer + "</answer>"
+    return format_response("\n".join(steps), answer)
 
 
 # ---------------------------------------------------------------- tasks: each returns (images, fields)
