@@ -6,9 +6,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.grading.answers import gold_answer_problem
-from pipeline.errors import DataError, Loc
 from pipeline.data.manifest import Manifest, read_manifest
+from pipeline.errors import DataError, Loc
+from pipeline.grading.answers import gold_answer_problem
 
 
 @dataclass

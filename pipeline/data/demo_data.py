@@ -22,8 +22,14 @@ from pipeline.io import atomic_write_text, write_jsonl
 from pipeline.progress import progress
 
 SIZE = 224
-COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "yellow": (230, 200, 30),
-           "purple": (140, 60, 170), "orange": (240, 140, 20)}
+COLOURS = {
+    "red": (220, 40, 40),
+    "green": (40, 170, 60),
+    "blue": (40, 80, 220),
+    "yellow": (230, 200, 30),
+    "purple": (140, 60, 170),
+    "orange": (240, 140, 20),
+}
 SHAPES = ("circle", "square", "triangle")
 TASKS = ("counting", "colour_shape", "bar_chart", "geometry", "compare")
 _FONT_CACHE: dict[int, ImageFont.ImageFont] = {}
@@ -97,8 +103,9 @@ def task_counting(rng: random.Random):
         steps.append(f"There is a {colour} {shape} at about ({(x1 + x2) // 2}, {(y1 + y2) // 2}); that makes {i}.")
     steps.append(f"The other {len(objects) - n} objects have a different colour or shape, so the count is {n}.")
     q = f"How many {colour} {shape}s are in the image? Answer with a number."
-    return [_scene_image(objects)], dict(question=q, answer=str(n), answer_type="number",
-                                         solution=_solution(steps, str(n)), objects=[objects])
+    return [_scene_image(objects)], dict(
+        question=q, answer=str(n), answer_type="number", solution=_solution(steps, str(n)), objects=[objects]
+    )
 
 
 def task_colour_shape(rng: random.Random):
@@ -111,10 +118,19 @@ def task_colour_shape(rng: random.Random):
     rng.shuffle(options)
     letter = chr(ord("A") + options.index(colour))
     q = f"What colour is the {shape}?\n{format_choices(options)}\nAnswer with the option's letter."
-    steps = [f"The image shows {len(objects)} shapes: " + ", ".join(o["label"] for o in objects) + ".",
-             f"The {shape} is {colour}.", f"Option {letter} is {colour}."]
-    return [_scene_image(objects)], dict(question=q, answer=letter, answer_type="choice", choices=options,
-                                         solution=_solution(steps, letter), objects=[objects])
+    steps = [
+        f"The image shows {len(objects)} shapes: " + ", ".join(o["label"] for o in objects) + ".",
+        f"The {shape} is {colour}.",
+        f"Option {letter} is {colour}.",
+    ]
+    return [_scene_image(objects)], dict(
+        question=q,
+        answer=letter,
+        answer_type="choice",
+        choices=options,
+        solution=_solution(steps, letter),
+        objects=[objects],
+    )
 
 
 def task_bar_chart(rng: random.Random):
@@ -141,8 +157,9 @@ def task_bar_chart(rng: random.Random):
         q = f"In the bar chart, what is the value of bar {labels[a]} minus the value of bar {labels[b]}?"
         last = f"{values[a]} - {values[b]} = {ans}."
     steps = [f"Bar {labels[a]} is labelled {values[a]}.", f"Bar {labels[b]} is labelled {values[b]}.", last]
-    return [im], dict(question=q, answer=str(ans), answer_type="number", solution=_solution(steps, str(ans)),
-                      objects=[objects])
+    return [im], dict(
+        question=q, answer=str(ans), answer_type="number", solution=_solution(steps, str(ans)), objects=[objects]
+    )
 
 
 def task_geometry(rng: random.Random):
@@ -156,10 +173,18 @@ def task_geometry(rng: random.Random):
         draw.text((pts[2][0] - 4, 50), "x", fill=(0, 0, 200), font=_font())
         ans = 180 - a1 - a2
         q = "The triangle's two marked angles are given in degrees. What is the angle x in degrees?"
-        steps = [f"The two marked angles are {a1}° and {a2}°.", "The angles of a triangle add up to 180°.",
-                 f"x = 180 - {a1} - {a2} = {ans}."]
-        return [im], dict(question=q, answer=str(ans), answer_type="number", solution=_solution(steps, str(ans)),
-                          objects=[[{"label": "triangle", "bbox_2d": [30, 40, 194, 190]}]])
+        steps = [
+            f"The two marked angles are {a1}° and {a2}°.",
+            "The angles of a triangle add up to 180°.",
+            f"x = 180 - {a1} - {a2} = {ans}.",
+        ]
+        return [im], dict(
+            question=q,
+            answer=str(ans),
+            answer_type="number",
+            solution=_solution(steps, str(ans)),
+            objects=[[{"label": "triangle", "bbox_2d": [30, 40, 194, 190]}]],
+        )
     a, b = rng.randint(1, 9), rng.randint(1, 9)
     x0, y0 = 40, 190
     draw.line([(x0, y0), (x0 + 140, y0)], fill=(0, 0, 0), width=2)
@@ -172,10 +197,18 @@ def task_geometry(rng: random.Random):
     root = math.isqrt(sq)
     ans = str(root) if root * root == sq else f"\\sqrt{{{sq}}}"
     q = "The two legs of the right triangle are labelled with their lengths. What is the length of the hypotenuse?"
-    steps = [f"The legs are {a} and {b}.", f"By Pythagoras the hypotenuse is sqrt({a}^2 + {b}^2) = sqrt({sq}).",
-             f"So the length is {ans}."]
-    return [im], dict(question=q, answer=ans, answer_type="expression", solution=_solution(steps, ans),
-                      objects=[[{"label": "triangle", "bbox_2d": [x0, y0 - 140, x0 + 140, y0]}]])
+    steps = [
+        f"The legs are {a} and {b}.",
+        f"By Pythagoras the hypotenuse is sqrt({a}^2 + {b}^2) = sqrt({sq}).",
+        f"So the length is {ans}.",
+    ]
+    return [im], dict(
+        question=q,
+        answer=ans,
+        answer_type="expression",
+        solution=_solution(steps, ans),
+        objects=[[{"label": "triangle", "bbox_2d": [x0, y0 - 140, x0 + 140, y0]}]],
+    )
 
 
 def task_compare(rng: random.Random):
@@ -184,8 +217,9 @@ def task_compare(rng: random.Random):
     n1, n2 = rng.sample(range(1, 8), 2)
     scenes = []
     for n in (n1, n2):
-        specs = [(colour, shape)] * n + [(rng.choice(list(COLOURS)), rng.choice([s for s in SHAPES if s != shape]))
-                                         for _ in range(rng.randint(0, 3))]
+        specs = [(colour, shape)] * n + [
+            (rng.choice(list(COLOURS)), rng.choice([s for s in SHAPES if s != shape])) for _ in range(rng.randint(0, 3))
+        ]
         rng.shuffle(specs)
         scenes.append(_scatter(rng, specs))
     c1, c2 = (sum(o["label"] == f"{colour} {shape}" for o in s) for s in scenes)
@@ -194,12 +228,20 @@ def task_compare(rng: random.Random):
         c2 = sum(o["label"] == f"{colour} {shape}" for o in scenes[1])
     letter = "A" if c1 > c2 else "B"
     options = ["the first image", "the second image"]
-    q = (f"Which image contains more {colour} {shape}s?\n{format_choices(options)}\n"
-         "Answer with the option's letter.")
-    steps = [f"The first image has {c1} {colour} {shape}s.", f"The second image has {c2} {colour} {shape}s.",
-             f"{max(c1, c2)} > {min(c1, c2)}, so it is {options[0 if letter == 'A' else 1]}."]
-    return [_scene_image(s) for s in scenes], dict(question=q, answer=letter, answer_type="choice", choices=options,
-                                                   solution=_solution(steps, letter), objects=scenes)
+    q = f"Which image contains more {colour} {shape}s?\n{format_choices(options)}\nAnswer with the option's letter."
+    steps = [
+        f"The first image has {c1} {colour} {shape}s.",
+        f"The second image has {c2} {colour} {shape}s.",
+        f"{max(c1, c2)} > {min(c1, c2)}, so it is {options[0 if letter == 'A' else 1]}.",
+    ]
+    return [_scene_image(s) for s in scenes], dict(
+        question=q,
+        answer=letter,
+        answer_type="choice",
+        choices=options,
+        solution=_solution(steps, letter),
+        objects=scenes,
+    )
 
 
 TASK_FUNCS: dict[str, Callable] = {
@@ -223,14 +265,29 @@ def make_sample(seed: int, split: str, index: int, out_dir: Path, tasks: tuple[s
         path.parent.mkdir(parents=True, exist_ok=True)
         im.save(path, format="PNG", optimize=False)
         rels.append(rel)
-    meta = {"task": task, "split": split, "reference_solution": f["solution"], "coord_frame": "abs_original",
-            "image_sizes": [[SIZE, SIZE]] * len(images), "objects": f["objects"]}
-    return Sample(id=sid, source="demo", question=f["question"], answer=f["answer"], answer_type=f["answer_type"],
-                  images=rels, choices=f.get("choices"), meta=meta)
+    meta = {
+        "task": task,
+        "split": split,
+        "reference_solution": f["solution"],
+        "coord_frame": "abs_original",
+        "image_sizes": [[SIZE, SIZE]] * len(images),
+        "objects": f["objects"],
+    }
+    return Sample(
+        id=sid,
+        source="demo",
+        question=f["question"],
+        answer=f["answer"],
+        answer_type=f["answer_type"],
+        images=rels,
+        choices=f.get("choices"),
+        meta=meta,
+    )
 
 
-def generate_demo_data(out_dir: str | Path, n_train: int = 2000, n_test: int = 200, seed: int = 0,
-                       tasks: tuple[str, ...] = TASKS) -> dict[str, Path]:
+def generate_demo_data(
+    out_dir: str | Path, n_train: int = 2000, n_test: int = 200, seed: int = 0, tasks: tuple[str, ...] = TASKS
+) -> dict[str, Path]:
     """Write `<out>/{train,test}.jsonl`, the PNGs under `<out>/images/` and a manifest per split."""
     import yaml
 

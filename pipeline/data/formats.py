@@ -14,11 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.data.schema import ANSWER_TYPES, IMAGE_PLACEHOLDER, Sample, strip_image_placeholders
+from pipeline.errors import FieldError
 from pipeline.grading.blocks import answer_block, final_answer
 from pipeline.grading.boxes import BoxParseError, dumps_boxes, parse_bbox, parse_boxes
 from pipeline.grading.choices import extract_choices, gold_letter
-from pipeline.errors import FieldError
-from pipeline.data.schema import ANSWER_TYPES, IMAGE_PLACEHOLDER, Sample, strip_image_placeholders
 
 
 class SkipRecord(Exception):
@@ -133,8 +133,16 @@ def finish(
             raise FieldError("answer", f"{atype} answer does not parse: {e}") from None
         if ctx.coord_frame and "coord_frame" not in meta:
             meta["coord_frame"] = ctx.coord_frame
-    return Sample(id=id, source=ctx.source, question=question, answer=answer, answer_type=atype, images=images,
-                  choices=choices, meta=meta)
+    return Sample(
+        id=id,
+        source=ctx.source,
+        question=question,
+        answer=answer,
+        answer_type=atype,
+        images=images,
+        choices=choices,
+        meta=meta,
+    )
 
 
 def _turns(conv: Any, name: str) -> list[tuple[str, str]]:
@@ -180,8 +188,13 @@ def convert_vr1(rec: dict, ctx: ConvertContext) -> Sample:
     source = rec.get("source") or ctx.source
     return finish(
         ConvertContext(source, ctx.answer_type, ctx.fields, ctx.coord_frame),
-        id=str(rec["id"]), question=rec["question"], answer=rec["answer"], images=images, choices=choices,
-        answer_type=rec["answer_type"], meta=meta,
+        id=str(rec["id"]),
+        question=rec["question"],
+        answer=rec["answer"],
+        images=images,
+        choices=choices,
+        answer_type=rec["answer_type"],
+        meta=meta,
     )
 
 
@@ -207,8 +220,9 @@ def convert_llava_cot(rec: dict, ctx: ConvertContext) -> Sample:
     meta = {"reference_response": response}
     if rest:
         meta["extra_turns"] = [list(t) for t in rest]
-    return finish(ctx, id=record_id(rec, ctx), question=question, answer=answer, images=[image], choices=choices,
-                  meta=meta)
+    return finish(
+        ctx, id=record_id(rec, ctx), question=question, answer=answer, images=[image], choices=choices, meta=meta
+    )
 
 
 _MULBERRY_FINAL = "### The final answer is:"
@@ -226,8 +240,15 @@ def convert_mulberry(rec: dict, ctx: ConvertContext) -> Sample:
     choices = extract_choices(question)
     if choices and gold_letter(answer):
         answer = gold_letter(answer)
-    return finish(ctx, id=record_id(rec, ctx), question=question, answer=answer, images=images, choices=choices,
-                  meta={"reference_response": response})
+    return finish(
+        ctx,
+        id=record_id(rec, ctx),
+        question=question,
+        answer=answer,
+        images=images,
+        choices=choices,
+        meta={"reference_response": response},
+    )
 
 
 def answer_from_response(response: str) -> str | None:
@@ -255,12 +276,26 @@ def convert_sharegpt(rec: dict, ctx: ConvertContext) -> Sample:
     answer = answer_from_response(response)
     if not answer:
         raise FieldError(f"{conv_name}[1].value", "no <answer>…</answer> or 'Final Answer:' in the assistant turn")
-    return finish(ctx, id=record_id(rec, ctx), question=strip_image_placeholders(question), answer=answer,
-                  images=images, meta={"reference_response": response})
+    return finish(
+        ctx,
+        id=record_id(rec, ctx),
+        question=strip_image_placeholders(question),
+        answer=answer,
+        images=images,
+        meta={"reference_response": response},
+    )
 
 
-VLM_R1_METHODS = {"mcq": "choice", "yes_no": "text", "math": "expression", "map": "boxes", "od_ap": "boxes",
-                  "od_ap50": "boxes", "odLength": "boxes", "all_match": "text"}
+VLM_R1_METHODS = {
+    "mcq": "choice",
+    "yes_no": "text",
+    "math": "expression",
+    "map": "boxes",
+    "od_ap": "boxes",
+    "od_ap50": "boxes",
+    "odLength": "boxes",
+    "all_match": "text",
+}
 
 
 def convert_vlm_r1(rec: dict, ctx: ConvertContext) -> Sample:
@@ -275,8 +310,15 @@ def convert_vlm_r1(rec: dict, ctx: ConvertContext) -> Sample:
         atype = "bbox" if re.fullmatch(r"\s*\[[^\[\]]*\]\s*", answer) else None
     frame = ctx.coord_frame or "abs_original"
     sub = ConvertContext(ctx.source, ctx.answer_type, ctx.fields, frame)
-    return finish(sub, id=record_id(rec, ctx), question=strip_image_placeholders(question), answer=answer,
-                  images=images, answer_type=atype, meta=meta)
+    return finish(
+        sub,
+        id=record_id(rec, ctx),
+        question=strip_image_placeholders(question),
+        answer=answer,
+        images=images,
+        answer_type=atype,
+        meta=meta,
+    )
 
 
 def convert_visual_rft(rec: dict, ctx: ConvertContext) -> Sample:
@@ -289,8 +331,14 @@ def convert_visual_rft(rec: dict, ctx: ConvertContext) -> Sample:
     if ctx.answer_type == "auto":
         atype = "boxes" if ("Position" in answer or answer.lower().startswith("no object")) else "label"
     sub = ConvertContext(ctx.source, ctx.answer_type, ctx.fields, ctx.coord_frame or "grid1000")
-    return finish(sub, id=record_id(rec, ctx), question=strip_image_placeholders(problem), answer=answer,
-                  images=images, answer_type=atype)
+    return finish(
+        sub,
+        id=record_id(rec, ctx),
+        question=strip_image_placeholders(problem),
+        answer=answer,
+        images=images,
+        answer_type=atype,
+    )
 
 
 def convert_easyr1(rec: dict, ctx: ConvertContext) -> Sample:
@@ -302,8 +350,14 @@ def convert_easyr1(rec: dict, ctx: ConvertContext) -> Sample:
     choices = rec.get("choices")
     if choices is not None and not (isinstance(choices, list) and all(isinstance(c, str) for c in choices)):
         raise FieldError("choices", "expected a list of strings")
-    return finish(ctx, id=record_id(rec, ctx), question=strip_image_placeholders(problem), answer=str(answer),
-                  images=images, choices=choices or None)
+    return finish(
+        ctx,
+        id=record_id(rec, ctx),
+        question=strip_image_placeholders(problem),
+        answer=str(answer),
+        images=images,
+        choices=choices or None,
+    )
 
 
 def convert_verl(rec: dict, ctx: ConvertContext) -> Sample:
@@ -329,9 +383,16 @@ def convert_verl(rec: dict, ctx: ConvertContext) -> Sample:
     sub = ConvertContext(source, ctx.answer_type, ctx.fields, ctx.coord_frame)
     sample_id = extra.get("id") or record_id(rec, ctx)
     question_text = extra.get("question") if isinstance(extra.get("question"), str) else question
-    return finish(sub, id=str(sample_id), question=strip_image_placeholders(question_text),
-                  answer=str(rm["ground_truth"]), images=images, choices=choices,
-                  answer_type=extra.get("answer_type"), meta=meta)
+    return finish(
+        sub,
+        id=str(sample_id),
+        question=strip_image_placeholders(question_text),
+        answer=str(rm["ground_truth"]),
+        images=images,
+        choices=choices,
+        answer_type=extra.get("answer_type"),
+        meta=meta,
+    )
 
 
 def convert_columns(rec: dict, ctx: ConvertContext) -> Sample:
@@ -355,8 +416,14 @@ def convert_columns(rec: dict, ctx: ConvertContext) -> Sample:
     if IMAGE_PLACEHOLDER in question:
         _check_placeholders(question, len(images), ctx.column("question", "question")[0])
     answer = str(answer)
-    return finish(ctx, id=record_id(rec, ctx), question=strip_image_placeholders(question),
-                  answer=answer_block(answer) or answer, images=images, choices=rec.get("choices"))
+    return finish(
+        ctx,
+        id=record_id(rec, ctx),
+        question=strip_image_placeholders(question),
+        answer=answer_block(answer) or answer,
+        images=images,
+        choices=rec.get("choices"),
+    )
 
 
 CONVERTERS: dict[str, Callable[[dict, ConvertContext], Sample]] = {

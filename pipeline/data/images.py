@@ -17,7 +17,7 @@ from pipeline.io import atomic_write_bytes
 def normalize_image_ref(ref: str) -> str:
     """`file://` URIs become plain paths; everything else is returned as given."""
     if ref.startswith("file://"):
-        return ref[len("file://"):]
+        return ref[len("file://") :]
     return ref
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.errors import ConfigError, DataError, FieldError, Loc
 from pipeline.data.formats import CONVERTERS, ConvertContext, SkipRecord
 from pipeline.data.images import (
     normalize_image_ref,
@@ -24,10 +23,23 @@ from pipeline.data.images import (
     verify_image,
 )
 from pipeline.data.schema import ANSWER_TYPES, Sample
+from pipeline.errors import ConfigError, DataError, FieldError, Loc
 
 FORMATS = tuple(CONVERTERS)
-MANIFEST_KEYS = {"name", "format", "path", "image_root", "answer_type", "fields", "coord_frame", "split",
-                 "verify_images", "license", "description", "url"}
+MANIFEST_KEYS = {
+    "name",
+    "format",
+    "path",
+    "image_root",
+    "answer_type",
+    "fields",
+    "coord_frame",
+    "split",
+    "verify_images",
+    "license",
+    "description",
+    "url",
+}
 
 
 @dataclass
@@ -79,8 +91,11 @@ class Manifest:
         if data.suffix == ".parquet" or (data.is_dir() and not data.suffix):
             default_root = data.with_name(data.stem + "_images")  # embedded images are extracted here
         root = (base / raw["image_root"]).resolve() if raw.get("image_root") else default_root
-        kwargs = {k: raw[k] for k in ("answer_type", "fields", "coord_frame", "split", "verify_images", "license",
-                                      "description", "url") if k in raw}
+        kwargs = {
+            k: raw[k]
+            for k in ("answer_type", "fields", "coord_frame", "split", "verify_images", "license", "description", "url")
+            if k in raw
+        }
         return cls(name=raw["name"], format=raw["format"], path=data, image_root=root, **kwargs)
 
 
@@ -92,8 +107,10 @@ class ReadResult:
     manifest: Manifest
 
     def summary(self) -> str:
-        return (f"{self.manifest.name}: {len(self.samples)} samples, {len(self.rejects)} rejected, "
-                f"{len(self.skipped)} skipped by the layout's own rules")
+        return (
+            f"{self.manifest.name}: {len(self.samples)} samples, {len(self.rejects)} rejected, "
+            f"{len(self.skipped)} skipped by the layout's own rules"
+        )
 
 
 # ---------------------------------------------------------------- record sources

@@ -23,8 +23,9 @@ INT_COLUMNS = ("min_pixels", "max_pixels")
 DEFAULT_ANSWER_TYPE = "expression"
 
 
-def reward_info(sample: Sample, image_path: Callable[[str], Path], *, min_pixels: int | None = None,
-                max_pixels: int | None = None) -> dict:  # fmt: skip
+def reward_info(
+    sample: Sample, image_path: Callable[[str], Path], *, min_pixels: int | None = None, max_pixels: int | None = None
+) -> dict:
     """The reward input of `sample`; `image_path(rel)` locates each of its images."""
     return {
         "ground_truth": sample.answer,

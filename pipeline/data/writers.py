@@ -15,8 +15,8 @@ from pathlib import Path
 
 from pipeline.data.images import resolve_image
 from pipeline.data.reward_info import reward_columns, reward_info
-from pipeline.io import atomic_path, write_json
 from pipeline.data.schema import IMAGE_PLACEHOLDER, Sample
+from pipeline.io import atomic_path, write_json
 
 
 def assistant_text(sample: Sample, response_key: str | None = "response") -> str:
@@ -67,13 +67,17 @@ def write_sharegpt(
         for rel in s.images:
             _link_or_copy(source_image(image_root, s, rel), out.parent / rel)
         exact = {k: v for k, v in s.to_dict().items() if k not in ("id", "images")}
-        records.append({
-            "id": s.id,
-            "conversations": [{"from": "human", "value": user_text(s)},
-                              {"from": "gpt", "value": assistant_text(s, response_key)}],
-            "images": list(s.images),
-            "vr1": exact,
-        })
+        records.append(
+            {
+                "id": s.id,
+                "conversations": [
+                    {"from": "human", "value": user_text(s)},
+                    {"from": "gpt", "value": assistant_text(s, response_key)},
+                ],
+                "images": list(s.images),
+                "vr1": exact,
+            }
+        )
     write_json(out, records, indent=1)
     name = dataset_name or out.stem
     info_path = out.parent / "dataset_info.json"
@@ -102,24 +106,34 @@ def write_hf_dataset(
     rows = []
     for s in samples:
         user = [{"type": "image", "text": None} for _ in s.images] + [{"type": "text", "text": s.question}]
-        rows.append({
-            "id": s.id, "source": s.source, "question": s.question, "answer": s.answer,
-            "answer_type": s.answer_type, "choices": s.choices, "meta": json.dumps(s.meta, ensure_ascii=False),
-            "messages": [{"role": "user", "content": user},
-                         {"role": "assistant",
-                          "content": [{"type": "text", "text": assistant_text(s, response_key)}]}],
-            "images": _image_cells(s, image_root),
-            "image_paths": list(s.images),  # datasets keeps only basenames in image cells
-        })
+        rows.append(
+            {
+                "id": s.id,
+                "source": s.source,
+                "question": s.question,
+                "answer": s.answer,
+                "answer_type": s.answer_type,
+                "choices": s.choices,
+                "meta": json.dumps(s.meta, ensure_ascii=False),
+                "messages": [
+                    {"role": "user", "content": user},
+                    {"role": "assistant", "content": [{"type": "text", "text": assistant_text(s, response_key)}]},
+                ],
+                "images": _image_cells(s, image_root),
+                "image_paths": list(s.images),  # datasets keeps only basenames in image cells
+            }
+        )
     part = {"type": datasets.Value("string"), "text": datasets.Value("string")}
-    features = datasets.Features({
-        **{k: datasets.Value("string") for k in ("id", "source", "question", "answer", "answer_type")},
-        "choices": datasets.List(datasets.Value("string")),
-        "meta": datasets.Value("string"),
-        "messages": datasets.List({"role": datasets.Value("string"), "content": datasets.List(part)}),
-        "images": datasets.List(datasets.Image()),
-        "image_paths": datasets.List(datasets.Value("string")),
-    })
+    features = datasets.Features(
+        {
+            **{k: datasets.Value("string") for k in ("id", "source", "question", "answer", "answer_type")},
+            "choices": datasets.List(datasets.Value("string")),
+            "meta": datasets.Value("string"),
+            "messages": datasets.List({"role": datasets.Value("string"), "content": datasets.List(part)}),
+            "images": datasets.List(datasets.Image()),
+            "image_paths": datasets.List(datasets.Value("string")),
+        }
+    )
     # from_dict with empty columns still writes a valid (empty) dataset; from_list([]) cannot infer the schema
     ds = datasets.Dataset.from_dict({k: [r[k] for r in rows] for k in features}, features=features)
     out = Path(out)
@@ -150,31 +164,55 @@ def write_verl_parquet(
     rows = []
     for i, s in enumerate(samples):
         min_pixels, max_pixels = pixel_budget or (None, None)
-        info = reward_info(s, lambda rel, s=s: source_image(image_root, s, rel), min_pixels=min_pixels,
-                           max_pixels=max_pixels)
-        rows.append({
-            "data_source": s.source,
-            "prompt": [{"role": "user", "content": prompt_fn(s)}],
-            "images": _image_cells(s, image_root),
-            "ability": ability,
-            "reward_model": {"style": "rule", "ground_truth": s.answer},
-            "extra_info": {
-                "split": split, "index": i, "id": s.id, "question": s.question, **reward_columns(info),
-                "meta": json.dumps(s.meta, ensure_ascii=False),
-            },
-        })
+        info = reward_info(
+            s, lambda rel, s=s: source_image(image_root, s, rel), min_pixels=min_pixels, max_pixels=max_pixels
+        )
+        rows.append(
+            {
+                "data_source": s.source,
+                "prompt": [{"role": "user", "content": prompt_fn(s)}],
+                "images": _image_cells(s, image_root),
+                "ability": ability,
+                "reward_model": {"style": "rule", "ground_truth": s.answer},
+                "extra_info": {
+                    "split": split,
+                    "index": i,
+                    "id": s.id,
+                    "question": s.question,
+                    **reward_columns(info),
+                    "meta": json.dumps(s.meta, ensure_ascii=False),
+                },
+            }
+        )
     string = pa.string()
-    schema = pa.schema([
-        ("data_source", string),
-        ("prompt", pa.list_(pa.struct([("role", string), ("content", string)]))),
-        ("images", pa.list_(pa.struct([("bytes", pa.binary()), ("path", string)]))),
-        ("ability", string),
-        ("reward_model", pa.struct([("style", string), ("ground_truth", string)])),
-        ("extra_info", pa.struct([("split", string), ("index", pa.int64()), ("id", string), ("question", string),
-                                  ("answer", string), ("answer_type", string), ("choices", string),
-                                  ("coord_frame", string), ("image_sizes", string), ("min_pixels", pa.int64()),
-                                  ("max_pixels", pa.int64()), ("meta", string)])),
-    ])
+    schema = pa.schema(
+        [
+            ("data_source", string),
+            ("prompt", pa.list_(pa.struct([("role", string), ("content", string)]))),
+            ("images", pa.list_(pa.struct([("bytes", pa.binary()), ("path", string)]))),
+            ("ability", string),
+            ("reward_model", pa.struct([("style", string), ("ground_truth", string)])),
+            (
+                "extra_info",
+                pa.struct(
+                    [
+                        ("split", string),
+                        ("index", pa.int64()),
+                        ("id", string),
+                        ("question", string),
+                        ("answer", string),
+                        ("answer_type", string),
+                        ("choices", string),
+                        ("coord_frame", string),
+                        ("image_sizes", string),
+                        ("min_pixels", pa.int64()),
+                        ("max_pixels", pa.int64()),
+                        ("meta", string),
+                    ]
+                ),
+            ),
+        ]
+    )
     table = pa.Table.from_pylist(rows, schema=schema)
     out = Path(out)
     with atomic_path(out) as tmp:

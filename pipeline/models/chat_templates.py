@@ -37,10 +37,7 @@ _CHATML = r"""{%- set image_count = namespace(value=0) -%}
 def _render(default_system: str, image: str) -> str:
     escaped = default_system.replace("'", "\\'")
     system = f"'{escaped}'" if default_system else "''"
-    return (
-        "{%- set DEFAULT_SYSTEM = " + system + " -%}\n"
-        + _CHATML.replace("{{- IMAGE -}}", "{{- '" + image + "' -}}")
-    )
+    return "{%- set DEFAULT_SYSTEM = " + system + " -%}\n" + _CHATML.replace("{{- IMAGE -}}", "{{- '" + image + "' -}}")
 
 
 QWEN_VL_TEMPLATE = _render("You are a helpful assistant.", "<|vision_start|><|image_pad|><|vision_end|>")

@@ -49,8 +49,15 @@ def trainable_counts(model, family: str) -> dict[str, int]:
     return counts
 
 
-def lora_config(r: int, alpha: int, target_modules: str | list[str], *, dropout: float = 0.0,
-                language_only: bool = False, exclude_vision: bool = False):  # fmt: skip
+def lora_config(
+    r: int,
+    alpha: int,
+    target_modules: str | list[str],
+    *,
+    dropout: float = 0.0,
+    language_only: bool = False,
+    exclude_vision: bool = False,
+):
     """A PEFT LoraConfig. `target_modules` as PEFT and verl read it ("all-linear" or module names);
     `language_only` keeps adapters inside the language model (a regex on full module names);
     `exclude_vision` leaves the vision tower and projector without adapters (verl's `exclude_modules`)."""
@@ -60,5 +67,11 @@ def lora_config(r: int, alpha: int, target_modules: str | list[str], *, dropout:
     if language_only:
         names = LANGUAGE_PROJECTIONS if target_modules == "all-linear" else list(target_modules)
         targets = rf"^model\.language_model\..*\.({'|'.join(names)})$"
-    return LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, task_type="CAUSAL_LM", target_modules=targets,
-                      exclude_modules=VISION_MODULES if exclude_vision else None)  # fmt: skip
+    return LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        task_type="CAUSAL_LM",
+        target_modules=targets,
+        exclude_modules=VISION_MODULES if exclude_vision else None,
+    )

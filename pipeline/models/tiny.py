@@ -13,16 +13,27 @@ import json
 import random
 from pathlib import Path
 
-from pipeline.models.chat_templates import INTERNVL_TEMPLATE, QWEN_VL_TEMPLATE
 from pipeline.errors import Vr1Error
 from pipeline.io import atomic_path
+from pipeline.models.chat_templates import INTERNVL_TEMPLATE, QWEN_VL_TEMPLATE
 from pipeline.models.load import FAMILIES, save_model_folder
 
 REASONING_TOKENS = ["<think>", "</think>", "<answer>", "</answer>"]
 QWEN_SPECIAL = [
-    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>",
-    "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
-    "<|image_pad|>", "<|video_pad|>",
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
 ]
 INTERNVL_NAMED = {
     "start_image_token": "<img>",
@@ -30,12 +41,30 @@ INTERNVL_NAMED = {
     "context_image_token": "<IMG_CONTEXT>",
     "video_token": "<video>",
 }
-INTERNVL_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<quad>", "</quad>", "<ref>", "</ref>", "<box>",
-                    "</box>", *INTERNVL_NAMED.values()]
+INTERNVL_SPECIAL = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<quad>",
+    "</quad>",
+    "<ref>",
+    "</ref>",
+    "<box>",
+    "</box>",
+    *INTERNVL_NAMED.values(),
+]
 
 # Small sizes that still exercise every code path: M-RoPE, window attention, patch merging, pixel shuffle.
-TEXT = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-            max_position_embeddings=32768, rms_norm_eps=1e-6, tie_word_embeddings=False)
+TEXT = dict(
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=32768,
+    rms_norm_eps=1e-6,
+    tie_word_embeddings=False,
+)
 IMAGE_PIXELS = dict(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 64)  # 4..64 visual tokens per image
 
 
@@ -106,49 +135,94 @@ def _image_processor(family: str):
         from transformers import GotOcr2ImageProcessorPil
 
         return GotOcr2ImageProcessorPil(
-            size={"height": 56, "width": 56}, crop_to_patches=False, min_patches=1, max_patches=2,
-            image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225],
+            size={"height": 56, "width": 56},
+            crop_to_patches=False,
+            min_patches=1,
+            max_patches=2,
+            image_mean=[0.485, 0.456, 0.406],
+            image_std=[0.229, 0.224, 0.225],
         )
     from transformers import Qwen2VLImageProcessorPil
 
     return Qwen2VLImageProcessorPil(
         size={"shortest_edge": IMAGE_PIXELS["min_pixels"], "longest_edge": IMAGE_PIXELS["max_pixels"]},
-        patch_size=14, temporal_patch_size=2, merge_size=2,
+        patch_size=14,
+        temporal_patch_size=2,
+        merge_size=2,
     )
 
 
 def _model_config(family: str, tokenizer):
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in tokenizer.get_vocab() if t.startswith("<")}
     vocab_size = len(tokenizer)
-    text = dict(TEXT, vocab_size=vocab_size, bos_token_id=None, eos_token_id=ids["<|im_end|>"],
-                pad_token_id=ids["<|endoftext|>"])
+    text = dict(
+        TEXT,
+        vocab_size=vocab_size,
+        bos_token_id=None,
+        eos_token_id=ids["<|im_end|>"],
+        pad_token_id=ids["<|endoftext|>"],
+    )
     if family == "internvl":
         from transformers import InternVLConfig
 
         return InternVLConfig(
-            vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                               image_size=[56, 56], patch_size=[14, 14], use_mean_pooling=False),
+            vision_config=dict(
+                hidden_size=32,
+                intermediate_size=64,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                image_size=[56, 56],
+                patch_size=[14, 14],
+                use_mean_pooling=False,
+            ),
             text_config=dict(text, model_type="qwen2", rope_theta=1e6),
-            image_token_id=ids["<IMG_CONTEXT>"], image_seq_length=4, downsample_ratio=0.5,
-            vision_feature_layer=-1, vision_feature_select_strategy="default", tie_word_embeddings=False,
+            image_token_id=ids["<IMG_CONTEXT>"],
+            image_seq_length=4,
+            downsample_ratio=0.5,
+            vision_feature_layer=-1,
+            vision_feature_select_strategy="default",
+            tie_word_embeddings=False,
         )
     rope = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]}  # sums to head_dim/2 = 8
-    tokens = dict(image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-                  vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
+    tokens = dict(
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+    )
     if family == "qwen2_vl":
         from transformers import Qwen2VLConfig
 
-        vision = dict(depth=2, embed_dim=32, hidden_size=TEXT["hidden_size"], num_heads=2, mlp_ratio=2,
-                      patch_size=14, spatial_merge_size=2, temporal_patch_size=2)
-        return Qwen2VLConfig(text_config=dict(text, rope_parameters=rope), vision_config=vision,
-                             tie_word_embeddings=False, **tokens)
+        vision = dict(
+            depth=2,
+            embed_dim=32,
+            hidden_size=TEXT["hidden_size"],
+            num_heads=2,
+            mlp_ratio=2,
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+        )
+        return Qwen2VLConfig(
+            text_config=dict(text, rope_parameters=rope), vision_config=vision, tie_word_embeddings=False, **tokens
+        )
     from transformers import Qwen2_5_VLConfig
 
-    vision = dict(depth=2, hidden_size=32, intermediate_size=64, out_hidden_size=TEXT["hidden_size"], num_heads=2,
-                  patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=56,
-                  fullatt_block_indexes=[1])
-    return Qwen2_5_VLConfig(text_config=dict(text, rope_parameters=rope), vision_config=vision,
-                            tie_word_embeddings=False, **tokens)
+    vision = dict(
+        depth=2,
+        hidden_size=32,
+        intermediate_size=64,
+        out_hidden_size=TEXT["hidden_size"],
+        num_heads=2,
+        patch_size=14,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        window_size=56,
+        fullatt_block_indexes=[1],
+    )
+    return Qwen2_5_VLConfig(
+        text_config=dict(text, rope_parameters=rope), vision_config=vision, tie_word_embeddings=False, **tokens
+    )
 
 
 def build_tiny_model(family: str, out: str | Path, seed: int = 0, overwrite: bool = True) -> Path:
@@ -169,11 +243,16 @@ def build_tiny_model(family: str, out: str | Path, seed: int = 0, overwrite: boo
     model = fam.model_class(config).eval()
     gen = GenerationConfig(
         eos_token_id=[tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")],
-        pad_token_id=tokenizer.pad_token_id, do_sample=False,
+        pad_token_id=tokenizer.pad_token_id,
+        do_sample=False,
     )
     model.generation_config = gen
-    processor = fam.processor_class(_image_processor(family), tokenizer, chat_template=tokenizer.chat_template,
-                                    **({"image_seq_length": config.image_seq_length} if family == "internvl" else {}))
+    processor = fam.processor_class(
+        _image_processor(family),
+        tokenizer,
+        chat_template=tokenizer.chat_template,
+        **({"image_seq_length": config.image_seq_length} if family == "internvl" else {}),
+    )
     with atomic_path(out) as tmp:
         save_model_folder(model, processor, tmp)
     return out
