@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from fractions import Fraction
 
 from pipeline.grading.choices import parse_choice
-from pipeline.grading.normalize import balanced, clean_answer, normalize_text
+from pipeline.grading.normalize import alternatives, balanced, clean_answer, normalize_text
 
 # ---------------------------------------------------------------- numbers
 
@@ -85,39 +85,55 @@ def choice_accuracy(pred: str, info: Mapping) -> float:
 
 
 def number_accuracy(pred: str, info: Mapping) -> float:
-    """1 iff the prediction is a single number within `number_rel_tol` (default 1e-4, relative) of the gold."""
-    gold = parse_number(str(info["ground_truth"]))
+    """1 iff the prediction is a single number within `number_rel_tol` (default 1e-4, relative) of the gold (of
+    one of its alternatives, for a gold written as `$a$ or $b$`)."""
     value = parse_number(pred)
-    if gold is None or value is None:
+    if value is None:
         return 0.0
-    return float(numbers_match(value, gold, rel_tol=float(info.get("number_rel_tol", 1e-4))))
+    rel_tol = float(info.get("number_rel_tol", 1e-4))
+    golds = (parse_number(g) for g in alternatives(str(info["ground_truth"])))
+    return float(any(g is not None and numbers_match(value, g, rel_tol=rel_tol) for g in golds))
 
 
-def expression_fast_path(pred: str, gold: str) -> float | None:
-    """Decide without sympy when possible: both plain numbers, or the same string up to spacing."""
+def _squash(text: str) -> str:
+    return "".join(text.split())
+
+
+def expression_pairs(pred: str, gold: str) -> float | list[tuple[str, str]]:
+    """Decide without sympy when possible (the same text up to spacing; both plain numbers; an explosive side),
+    else the (gold, prediction) pairs math-verify must check, one per alternative of the gold."""
     from pipeline.grading.mathverify import looks_explosive
 
-    p, g = clean_answer(pred), clean_answer(gold)
-    if p is None or g is None or looks_explosive(p):
+    p = clean_answer(pred)
+    if p is None:
         return 0.0
-    pn, gn = parse_number(p), parse_number(g)
-    if pn is not None and gn is not None:
-        return float(numbers_match(pn, gn))
-    if "".join(p.split()) == "".join(g.split()):
-        return 1.0
-    return None
+    pairs = []
+    for alternative in alternatives(gold):
+        g = clean_answer(alternative)
+        if g is None or looks_explosive(g):  # an explosive gold is a data error: never rewarded
+            continue
+        if _squash(p) == _squash(g):
+            return 1.0
+        if looks_explosive(p):
+            continue
+        pn, gn = parse_number(p), parse_number(g)
+        if pn is not None and gn is not None:
+            if numbers_match(pn, gn):
+                return 1.0
+            continue
+        pairs.append((g, p))
+    return pairs or 0.0
 
 
 def expression_accuracy(pred: str, info: Mapping) -> float:
     """1 iff math-verify finds the prediction equivalent to the gold expression (`2\\sqrt{5}` = `\\sqrt{20}`),
     decided within a time bound in a worker process; explosive inputs (power towers, huge factorials) score 0."""
-    gold = str(info["ground_truth"])
-    fast = expression_fast_path(pred, gold)
-    if fast is not None:
-        return fast
+    decided = expression_pairs(pred, str(info["ground_truth"]))
+    if isinstance(decided, float):
+        return decided
     from pipeline.grading.mathverify import default_pool
 
-    return default_pool().verify(clean_answer(gold) or "", clean_answer(pred) or "")
+    return max(default_pool().verify_many(decided))
 
 
 def text_accuracy(pred: str, info: Mapping) -> float:

@@ -24,7 +24,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 DEFAULT_TIMEOUT_S = 2.0
 _TOWER = re.compile(
-    r"\^\s*\{?[^{}]*\^"  # a power tower: 10^{10^{10}}
+    # a numeric power tower, braced (10^{10^{10}}) or chained (2^3^4); not x^2+y^2 (a power ends at an operator)
+    # nor e^{x^2} (a symbolic one is cheap)
+    r"\d\s*\^\s*\{[^{}+\-*/=,]*\^"
+    r"|\d\s*\^\s*\d+\s*\^"
     r"|\^\s*\{?\s*\d{4,}"  # a huge exponent: 2^{10000}
     r"|\d{3,}\s*!|\([^()]*(?:\^|\d{3,})[^()]*\)\s*!|!\s*!"  # big factorials: 1000!, (10^6)!, n!!
     r"|\\(?:operatorname\{)?[a-z]*fact"

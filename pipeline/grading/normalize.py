@@ -14,15 +14,59 @@ _PREFIX = re.compile(
     r"^(?:final\s+answer|the\s+(?:final\s+|correct\s+)?answer\s+is|answer|so\s+the\s+answer\s+is)\s*[:：]?\s*", re.I
 )
 _BOXED = re.compile(r"^\\boxed\{(.*)\}$", re.S)
+_MATH_PIECE = re.compile(r"\$([^$]*)\$")
+_LONE_CURRENCY = re.compile(r"^(?:US)?\$\s*(?=[-+]?\.?\d)")  # "$10": a price, when no closing "$" follows
+_CURRENCY = re.compile(r"^(?:€|£|¥)\s*(?=[-+]?\.?\d)")
+_OR_BETWEEN_PIECES = re.compile(r"\$\s*(?:,\s*)?or\s*\$", re.I)
+BOXED_OPEN = "\\boxed{"
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = re.compile(r"[^\w\s]")
 
 
+def last_boxed(text: str) -> str | None:
+    """The content of the last balanced `\\boxed{…}` in `text` (a whole solution's final answer), or None."""
+    start = text.rfind(BOXED_OPEN)
+    while start >= 0:
+        depth, i = 1, start + len(BOXED_OPEN)
+        while i < len(text) and depth:
+            depth += (text[i] == "{") - (text[i] == "}")
+            i += 1
+        if depth == 0:
+            return text[start + len(BOXED_OPEN) : i - 1]
+        start = text.rfind(BOXED_OPEN, 0, start)
+    return None
+
+
+def math_pieces(text: str) -> list[str] | None:
+    """The `$…$` pieces of an answer written as several of them (`$1$ and $2$`), or None for 0 or 1 pieces."""
+    pieces = _MATH_PIECE.findall(text)
+    return pieces if len(pieces) >= 2 and text.count("$") == 2 * len(pieces) else None
+
+
+def alternatives(gold: str) -> list[str]:
+    """A gold answer written as alternatives (`$21,16$ or $11$`) is right in any of them: its pieces. Any other
+    gold is one answer. Only gold answers are split: a prediction that hedges ("3 or 4") is never credited."""
+    pieces = math_pieces(gold.strip()) if isinstance(gold, str) else None
+    return [p.strip() for p in pieces] if pieces and _OR_BETWEEN_PIECES.search(gold) else [gold]
+
+
 def clean_answer(text: str) -> str | None:
-    """Strip the wrappers models put around a final answer: `Final Answer:`, `$…$`, `\\boxed{…}`, a final period."""
+    """Strip the wrappers models put around a final answer: `Final Answer:`, `$…$`, `\\boxed{…}`, a final period.
+
+    A whole solution counts by its last `\\boxed{…}`; an escaped dollar (`\\$10`) or a lone leading one (`$10`)
+    is a currency sign, not math; several `$…$` pieces (`$1$ and $2$`) become one comma-separated list."""
     if not isinstance(text, str) or len(text) > MAX_ANSWER_CHARS:
         return None
-    t = text.strip()
+    t = text.strip().replace("\\$", "")
+    boxed = last_boxed(t)
+    if boxed is not None and not t.startswith(BOXED_OPEN):
+        t = boxed.strip()
+    pieces = math_pieces(t)
+    if pieces:
+        t = ", ".join(p.strip() for p in pieces)
+    elif t.count("$") == 1:
+        t = _LONE_CURRENCY.sub("", t)
+    t = _CURRENCY.sub("", t)
     for _ in range(3):  # wrappers nest at most a few deep: "Final Answer: $\boxed{C}$."
         before = t
         t = _PREFIX.sub("", t).strip()

@@ -13,10 +13,9 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from pipeline.grading.answers import ACCURACY, expression_fast_path
+from pipeline.grading.answers import ACCURACY, expression_pairs
 from pipeline.grading.blocks import answer_block
 from pipeline.grading.mathverify import default_pool
-from pipeline.grading.normalize import clean_answer
 from rl.rewards.accuracy import accuracy_reward, hfrrf_from, hfrrf_reward
 from rl.rewards.detection import det_confidence_reward, det_iou_reward, ovd_reward, rec_iou_reward
 from rl.rewards.format import format_reward
@@ -166,8 +165,9 @@ def score_batch(
     for response, info in zip(responses, infos, strict=True):
         if info.get("answer_type") == "expression" and isinstance(response, str):
             pred = answer_block(response)
-            if pred is not None and expression_fast_path(pred, str(info["ground_truth"])) is None:
-                pairs.append((clean_answer(str(info["ground_truth"])) or "", clean_answer(pred) or ""))
+            decided = None if pred is None else expression_pairs(pred, str(info["ground_truth"]))
+            if isinstance(decided, list):
+                pairs += decided
     if pairs:
         default_pool().verify_many(pairs)
     return [score(r, i, terms) for r, i in zip(responses, infos, strict=True)]

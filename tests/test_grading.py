@@ -1,0 +1,80 @@
+"""How vr1 grades, case by case: the three bugs that punished right answers, and every decision the README's
+"how vr1 grades" table states (each row of that table has its test here)."""
+
+import pytest
+
+from pipeline.grading.answers import answer_matches
+
+
+def right(gold: str, pred: str, answer_type: str = "expression", **info) -> bool:
+    return answer_matches(pred, {"ground_truth": gold, "answer_type": answer_type, **info}) == 1.0
+
+
+@pytest.mark.parametrize(
+    "gold,pred",
+    [
+        ("x^2+y^2", "x^2+y^2"),
+        ("a^2+b^2=c^2", "a^2+b^2=c^2"),
+        ("72", "2^3\\cdot 3^2"),
+        ("x^2/16 + y^2/12 = 1/4", "x^2/4 + y^2/3 = 1"),
+        ("x^{2}+y^{2}", "x^2+y^2"),
+    ],
+)
+def test_unbraced_powers_are_not_power_towers(gold, pred):
+    assert right(gold, pred)
+
+
+@pytest.mark.parametrize("tower", ["10^{10^{10}}", "2^3^4", "9^{9^9}", "2^{10000}", "(10^6)!"])
+def test_numeric_towers_are_still_refused_even_against_themselves(tower):
+    assert not right(tower, tower) and not right("7", tower)
+
+
+def test_a_changed_power_is_wrong():
+    assert not right("x^2+y^2", "x^2+y^3") and not right("72", "2^3\\cdot 3^3")
+
+
+@pytest.mark.parametrize("pred", ["\\$10", "$10", "10 dollars", "\\$10.00", "US$10"])
+@pytest.mark.parametrize("answer_type", ["number", "expression"])
+def test_currency_is_a_unit(pred, answer_type):
+    assert right("10", pred, answer_type) and right("\\$10", "10", answer_type)
+    assert not right("10", pred.replace("10", "11"), answer_type)
+
+
+@pytest.mark.parametrize("pred", ["1, 2, 3", "3, 2, 1", "$1$, $2$, $3$"])
+def test_a_gold_of_several_math_pieces_is_one_list(pred):
+    assert right("$1$ and $2$ and $3$", pred)
+    assert not right("$1$ and $2$ and $3$", "1, 2") and not right("$1$ and $2$ and $3$", "1")
+
+
+def test_a_gold_of_alternatives_accepts_each_but_not_a_hedge():
+    gold = "$21,16$ or $11$"
+    assert right(gold, "11") and right(gold, "21,16") and right(gold, "16, 21")
+    assert not right(gold, "21, 16 or 11") and not right(gold, "16") and not right(gold, "21,16,11")
+    assert right("$3$ or $4$", "4", "number") and not right("$3$ or $4$", "5", "number")
+
+
+def test_a_whole_solution_counts_by_its_last_boxed_answer():
+    assert right("\\frac{1}{2}", "So x = \\boxed{\\frac12}.")
+    assert not right("1", "First \\boxed{1}, then \\boxed{2}")
+    assert right("C", "The options narrow to \\boxed{C}", "choice", choices=["a", "b", "c"])
+
+
+def test_decimal_comma_is_not_a_decimal_point():
+    # 1,22 is read as the list {1, 22}: a training reward must not guess a locale
+    assert not right("1.22", "1,22", "number") and not right("1.22", "1,22")
+    assert right("1234", "1,234", "number")  # thousands groups of three are a separator
+
+
+def test_bare_lists_are_sets_and_tuples_are_ordered():
+    assert right("1,2,3", "3,2,1") and right("1, 2, 3", "2,3,1")
+    assert not right("(1,2)", "(2,1)") and not right("(-2,1)", "(-2,1]")
+
+
+def test_units_degrees_and_percent_are_dropped_not_converted():
+    assert right("12", "12 cm", "number") and right("30", "30^\\circ", "number") and right("30", "30°", "number")
+    assert right("50", "50\\%", "number") and not right("0.5", "50\\%")
+
+
+@pytest.mark.parametrize("pred", ["A or B", "A, B", "A and B", "a", "AB"])
+def test_choice_letters_are_strict(pred):
+    assert not right("A", pred, "choice", choices=["1", "2"])
