@@ -15,7 +15,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from pipeline.grading.answers import answer_matches
+from pipeline.grading.answers import answer_matches, grade_answer
 from pipeline.grading.blocks import ANSWER_CLOSE, ANSWER_OPEN, TAGS, format_response
 from pipeline.grading.normalize import normalize_text
 
@@ -98,8 +98,13 @@ def _info(c: Candidate, cfg: FilterConfig) -> dict:
 def rule_answer_match(c: Candidate, cfg: FilterConfig) -> str | None:
     if c.final_answer is None:
         return "the reasoner gave no final answer"
-    if answer_matches(c.final_answer, _info(c, cfg)) < 1.0:
-        return f"final answer {c.final_answer[:60]!r} does not match the ground truth {c.gold[:60]!r}"
+    verdict = grade_answer(c.final_answer, _info(c, cfg), explain=True)
+    if verdict.accuracy < 1.0:  # the same explanation `vr1 grade` prints
+        read = f"; read as {verdict.pred_form!r} vs {verdict.gold_form!r}" if verdict.gold_form is not None else ""
+        return (
+            f"final answer {c.final_answer[:60]!r} does not match the ground truth {c.gold[:60]!r}: "
+            f"{verdict.rule}{read}"
+        )
     return None
 
 

@@ -26,6 +26,8 @@ STAGES: dict[str, tuple[str, str, str | None]] = {
     "eval": ("evaluate a checkpoint on benchmarks (accuracy, response lengths)", "later issues", None),
 }
 INSPECT_ENTRY = "coldstart.inspect:run"
+GRADE_ENTRY = "rl.rewards.grade:run"
+ANSWER_TYPES = ("choice", "number", "expression", "text", "label", "bbox", "boxes")
 
 
 def _out(msg: str) -> None:
@@ -136,6 +138,22 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--limit", type=int, default=5)
     sp.add_argument("--runs-root", default="runs")
     sp.set_defaults(func=lambda args: call_entry(INSPECT_ENTRY, args))
+
+    sp = sub.add_parser(
+        "grade",
+        help="explain how one answer is graded",
+        description="Grade PREDICTION against GOLD as the rewards and the cold-start filter do, and say why: the "
+        "answer that was graded, how both sides were read, the rule that decided, and every reward component.",
+    )
+    sp.add_argument("gold", metavar="GOLD")
+    sp.add_argument("prediction", metavar="PREDICTION", help="a final answer, or with --response a whole model output")
+    sp.add_argument("--type", required=True, choices=ANSWER_TYPES, help="the answer type")
+    sp.add_argument("--response", action="store_true", help="PREDICTION is a full response: check its format too")
+    sp.add_argument("--choices", nargs="+", metavar="OPTION", help="the options of a choice question, in order")
+    sp.add_argument("--reward", help="a reward preset (default: the answer type's)")
+    sp.add_argument("--info", help="more reward input as JSON, e.g. coord_frame, image_sizes, number_rel_tol")
+    sp.add_argument("--json", action="store_true", help="print the explanation as one JSON object")
+    sp.set_defaults(func=lambda args: call_entry(GRADE_ENTRY, args))
 
     sp = sub.add_parser(
         "demo-data",

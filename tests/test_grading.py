@@ -1,6 +1,8 @@
 """How vr1 grades, case by case: the three bugs that punished right answers, and every decision the README's
 "how vr1 grades" table states (each row of that table has its test here)."""
 
+import json
+
 import pytest
 
 from pipeline.grading.answers import answer_matches
@@ -78,3 +80,44 @@ def test_units_degrees_and_percent_are_dropped_not_converted():
 @pytest.mark.parametrize("pred", ["A or B", "A, B", "A and B", "a", "AB"])
 def test_choice_letters_are_strict(pred):
     assert not right("A", pred, "choice", choices=["1", "2"])
+
+
+def test_vr1_grade_explains_a_verdict(capsys):
+    from pipeline.cli import main
+
+    assert main(["grade", "--type", "expression", "2\\sqrt{5}", "\\sqrt{20}"]) == 0
+    out = capsys.readouterr().out
+    assert "math-verify: equivalent" in out and "2*sqrt(5)" in out and "sqrt(20)" in out and "accuracy         1" in out
+
+    assert (
+        main(["grade", "--type", "choice", "B", "<answer>B</answer>", "--response", "--choices", "3", "4", "--json"])
+        == 0
+    )
+    result = json.loads(capsys.readouterr().out)
+    assert result["extracted_answer"] == "B" and result["accuracy"] == 1.0
+    assert result["format"].startswith("not exactly") and result["scores"]["score"] == 0.0  # HFRRF: format failed
+
+    assert main(["grade", "--type", "number", "12", "twelve"]) == 0
+    assert "not a single number" in capsys.readouterr().out
+
+    assert main(["grade", "--type", "number", "12", "12", "--reward", "hfrf"]) == 2
+    assert "unknown reward preset 'hfrf'" in capsys.readouterr().err
+
+
+def test_the_cold_start_filter_keeps_the_same_explanation():
+    from coldstart.filters import Candidate, FilterConfig, rule_answer_match
+
+    c = Candidate(
+        id="s",
+        source="d",
+        answer_type="expression",
+        gold="2\\sqrt{5}",
+        choices=None,
+        question="q",
+        thinking="t",
+        answer_text="<answer>\\sqrt{21}</answer>",
+        final_answer="\\sqrt{21}",
+        finish_reasons={},
+    )
+    reason = rule_answer_match(c, FilterConfig())
+    assert "math-verify: not equivalent" in reason and "sqrt(21)" in reason and "2*sqrt(5)" in reason

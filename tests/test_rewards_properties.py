@@ -179,8 +179,8 @@ def test_a_hanging_comparison_is_killed_and_scores_zero(tmp_path):
         open(WORKER_SCRIPT)
         .read()
         .replace(
-            "        for gold, pred in json.loads(line):\n",
-            "        for gold, pred in json.loads(line):\n            if gold == 'HANG':\n"
+            "        for gold, pred, *explain in json.loads(line):\n",
+            "        for gold, pred, *explain in json.loads(line):\n            if gold == 'HANG':\n"
             "                import time\n                time.sleep(3600)\n",
         )
     )

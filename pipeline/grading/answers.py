@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 
 from pipeline.grading.choices import parse_choice
@@ -72,107 +73,159 @@ def parse_text(text: str) -> str | None:
 # ---------------------------------------------------------------- matching a prediction to the gold
 
 
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Whether an answer is right, and why: the rule that decided and the forms both sides were read as."""
+
+    accuracy: float
+    rule: str
+    gold_form: str | None = None
+    pred_form: str | None = None
+
+
 def _choices(info: Mapping) -> list[str] | None:
     c = info.get("choices")
     return list(c) if isinstance(c, (list, tuple)) and c else None
 
 
-def choice_accuracy(pred: str, info: Mapping) -> float:
+def choice_verdict(pred: str, info: Mapping, explain: bool = False) -> Verdict:
     """1 iff the predicted answer is exactly one option letter (strict forms only; see `parse_choice`) equal to
     the gold letter. Hedges, two letters and free text score 0."""
-    gold = parse_choice(str(info["ground_truth"]), _choices(info))
-    return float(gold is not None and parse_choice(pred, _choices(info)) == gold)
+    choices = _choices(info)
+    gold = parse_choice(str(info["ground_truth"]), choices)
+    if gold is None:
+        return Verdict(0.0, "the gold is not a single option letter")
+    letter = parse_choice(pred, choices)
+    if letter is None:
+        return Verdict(0.0, "not exactly one option letter (hedges, two letters, extra words score 0)", gold)
+    if letter != gold:
+        return Verdict(0.0, "another option letter", gold, letter)
+    return Verdict(1.0, "the same option letter", gold, letter)
 
 
-def number_accuracy(pred: str, info: Mapping) -> float:
+def number_verdict(pred: str, info: Mapping, explain: bool = False) -> Verdict:
     """1 iff the prediction is a single number within `number_rel_tol` (default 1e-4, relative) of the gold (of
     one of its alternatives, for a gold written as `$a$ or $b$`)."""
+    golds = [g for g in (parse_number(a) for a in alternatives(str(info["ground_truth"]))) if g is not None]
+    if not golds:
+        return Verdict(0.0, "the gold is not a number")
+    gold_form = " or ".join(f"{g:g}" for g in golds)
     value = parse_number(pred)
     if value is None:
-        return 0.0
+        return Verdict(0.0, "not a single number (units, `x =` and thousands commas are allowed)", gold_form)
     rel_tol = float(info.get("number_rel_tol", 1e-4))
-    golds = (parse_number(g) for g in alternatives(str(info["ground_truth"])))
-    return float(any(g is not None and numbers_match(value, g, rel_tol=rel_tol) for g in golds))
+    if any(numbers_match(value, g, rel_tol=rel_tol) for g in golds):
+        return Verdict(1.0, f"equal numbers (relative tolerance {rel_tol:g})", gold_form, f"{value:g}")
+    return Verdict(0.0, f"different numbers (relative tolerance {rel_tol:g})", gold_form, f"{value:g}")
 
 
 def _squash(text: str) -> str:
     return "".join(text.split())
 
 
-def expression_pairs(pred: str, gold: str) -> float | list[tuple[str, str]]:
+def expression_pairs(pred: str, gold: str) -> Verdict | list[tuple[str, str]]:
     """Decide without sympy when possible (the same text up to spacing; both plain numbers; an explosive side),
     else the (gold, prediction) pairs math-verify must check, one per alternative of the gold."""
     from pipeline.grading.mathverify import looks_explosive
 
     p = clean_answer(pred)
     if p is None:
-        return 0.0
-    pairs = []
+        return Verdict(0.0, "no answer (empty, or longer than an answer can be)")
+    pairs, refused = [], None
     for alternative in alternatives(gold):
         g = clean_answer(alternative)
         if g is None or looks_explosive(g):  # an explosive gold is a data error: never rewarded
+            refused = refused or Verdict(0.0, "the gold is refused (empty, power tower, huge factorial)", g, p)
             continue
         if _squash(p) == _squash(g):
-            return 1.0
+            return Verdict(1.0, "the same expression up to spacing", g, p)
         if looks_explosive(p):
+            refused = Verdict(0.0, "the prediction is refused (power tower, huge factorial, too long)", g, p)
             continue
         pn, gn = parse_number(p), parse_number(g)
         if pn is not None and gn is not None:
             if numbers_match(pn, gn):
-                return 1.0
+                return Verdict(1.0, "equal numbers (relative tolerance 1e-4)", f"{gn:g}", f"{pn:g}")
+            refused = Verdict(0.0, "different numbers (relative tolerance 1e-4)", f"{gn:g}", f"{pn:g}")
             continue
         pairs.append((g, p))
-    return pairs or 0.0
+    return pairs or refused or Verdict(0.0, "no answer")
 
 
-def expression_accuracy(pred: str, info: Mapping) -> float:
+def expression_verdict(pred: str, info: Mapping, explain: bool = False) -> Verdict:
     """1 iff math-verify finds the prediction equivalent to the gold expression (`2\\sqrt{5}` = `\\sqrt{20}`),
-    decided within a time bound in a worker process; explosive inputs (power towers, huge factorials) score 0."""
+    decided within a time bound in a worker process; explosive inputs (power towers, huge factorials) score 0.
+    With `explain`, the forms are math-verify's own readings of both sides."""
     decided = expression_pairs(pred, str(info["ground_truth"]))
-    if isinstance(decided, float):
+    if isinstance(decided, Verdict):
         return decided
     from pipeline.grading.mathverify import default_pool
 
-    return max(default_pool().verify_many(decided))
+    pool = default_pool()
+    values = pool.verify_many(decided)
+    best = max(range(len(values)), key=values.__getitem__)
+    gold, pred_text = decided[best]
+    if explain:
+        value, gold, pred_text = pool.explain(gold, pred_text)
+    rule = "math-verify: equivalent" if values[best] == 1.0 else "math-verify: not equivalent (or not parsed in time)"
+    return Verdict(values[best], rule, gold, pred_text)
 
 
-def text_accuracy(pred: str, info: Mapping) -> float:
+def text_verdict(pred: str, info: Mapping, explain: bool = False) -> Verdict:
     """1 iff the normalised prediction (lower case, no punctuation or articles) equals the normalised gold, or,
     when `text_fuzzy` is set, their rapidfuzz ratio reaches it. No substring matching (that was hacked)."""
     gold, value = parse_text(str(info["ground_truth"])), parse_text(pred)
-    if gold is None or value is None:
-        return 0.0
+    if gold is None:
+        return Verdict(0.0, "the gold is empty after normalisation")
+    if value is None:
+        return Verdict(0.0, "no answer after normalisation", gold)
     if value == gold:
-        return 1.0
+        return Verdict(1.0, "the same text after normalisation (case, punctuation, articles)", gold, value)
     threshold = info.get("text_fuzzy")
     if threshold:
         from rapidfuzz import fuzz
 
-        return float(fuzz.ratio(value, gold) >= float(threshold))
-    return 0.0
+        ratio = fuzz.ratio(value, gold)
+        ok = ratio >= float(threshold)
+        return Verdict(float(ok), f"fuzzy ratio {ratio:.0f} {'>=' if ok else '<'} {float(threshold):g}", gold, value)
+    return Verdict(0.0, "different text after normalisation", gold, value)
 
 
-def label_accuracy(pred: str, info: Mapping) -> float:
+def label_verdict(pred: str, info: Mapping, explain: bool = False) -> Verdict:
     """Classification: 1 iff the prediction is exactly one label equal to the gold after normalisation (a
     list of labels, "X or Y", or a label with extra words scores 0)."""
     gold, value = parse_text(str(info["ground_truth"])), parse_text(pred)
-    return float(gold is not None and value == gold)
+    if gold is None:
+        return Verdict(0.0, "the gold is empty after normalisation")
+    if value != gold:
+        return Verdict(0.0, "not exactly the gold label (lists, hedges and extra words score 0)", gold, value)
+    return Verdict(1.0, "the gold label", gold, value)
 
 
-ACCURACY = {
-    "choice": choice_accuracy,
-    "number": number_accuracy,
-    "expression": expression_accuracy,
-    "text": text_accuracy,
-    "label": label_accuracy,
+VERDICTS = {
+    "choice": choice_verdict,
+    "number": number_verdict,
+    "expression": expression_verdict,
+    "text": text_verdict,
+    "label": label_verdict,
 }
+
+
+def grade_answer(pred: str, info: Mapping, explain: bool = False) -> Verdict:
+    """The verdict on `pred` (the text of a final answer) for `info["ground_truth"]` under the rule of
+    `info["answer_type"]`."""
+    fn = VERDICTS.get(info.get("answer_type"))
+    if fn is None:
+        return Verdict(0.0, f"no answer rule for answer type {info.get('answer_type')!r} (boxes: see the rewards)")
+    if not isinstance(pred, str):
+        return Verdict(0.0, "no answer")
+    return fn(pred, info, explain)
 
 
 def answer_matches(pred: str, info: Mapping) -> float:
     """1.0 iff `pred` (the text of a final answer) is right for `info["ground_truth"]` under the rule of
     `info["answer_type"]`; 0.0 otherwise, including for answer types without a rule here."""
-    fn = ACCURACY.get(info.get("answer_type"))
-    return fn(pred, info) if fn is not None and isinstance(pred, str) else 0.0
+    return grade_answer(pred, info).accuracy
 
 
 # ---------------------------------------------------------------- gold answers

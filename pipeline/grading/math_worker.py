@@ -1,4 +1,5 @@
-"""math-verify worker process: reads JSON lines `[[gold, pred], ...]` on stdin, writes one `0`/`1` line per pair.
+"""math-verify worker process: reads JSON lines `[[gold, pred], ...]` on stdin, writes one `0`/`1` line per pair;
+a triple `[gold, pred, "explain"]` is answered with a JSON line `[0 or 1, gold as parsed, pred as parsed]`.
 
 Started as a plain script (`python math_worker.py TIMEOUT`) so it depends on nothing in the parent: not its
 `__main__`, not its threads, not the project being importable. Its main thread may use signal-based timeouts.
@@ -13,21 +14,31 @@ def as_latex(expr: str) -> str:
     return expr if "$" in expr or "\\boxed" in expr or "\\(" in expr else f"${expr}$"
 
 
+def readable(parsed) -> str:
+    """What math-verify read: its sympy form(s), or a note that it read nothing."""
+    if not parsed:
+        return "(math-verify could not parse it)"
+    return " | ".join(str(x) for x in parsed)[:300]
+
+
 def main() -> None:
     import math_verify
 
     timeout = max(1, int(float(sys.argv[1]) if len(sys.argv) > 1 else 2))
     out = sys.stdout
     for line in sys.stdin:
-        for gold, pred in json.loads(line):
-            value = 0
+        for gold, pred, *explain in json.loads(line):
+            value, g, p = 0, None, None
             try:
                 g = math_verify.parse(as_latex(gold), parsing_timeout=timeout)
                 p = math_verify.parse(as_latex(pred), parsing_timeout=timeout)
                 value = int(bool(g and p and math_verify.verify(g, p, timeout_seconds=timeout)))
             except BaseException:  # noqa: BLE001 - TimeoutException is a BaseException; any failure = not verified
                 value = 0
-            out.write(f"{value}\n")
+            if explain:
+                out.write(json.dumps([value, readable(g), readable(p)]) + "\n")
+            else:
+                out.write(f"{value}\n")
             out.flush()
 
 

@@ -64,6 +64,10 @@ class _Worker:
 
     def read(self, deadline_s: float) -> float | None:
         """The next result, or None when none arrives before the deadline (or the worker died)."""
+        line = self.read_line(deadline_s)
+        return None if line is None else (1.0 if line.strip() == b"1" else 0.0)
+
+    def read_line(self, deadline_s: float) -> bytes | None:
         end = time.monotonic() + deadline_s
         fd = self.proc.stdout.fileno()
         while b"\n" not in self._buf:
@@ -75,7 +79,7 @@ class _Worker:
                 return None
             self._buf += chunk
         line, self._buf = self._buf.split(b"\n", 1)
-        return 1.0 if line.strip() == b"1" else 0.0
+        return line
 
     def kill(self) -> None:
         with contextlib.suppress(OSError):
@@ -156,6 +160,27 @@ class MathVerifyPool:
     def parses(self, expr: str) -> bool:
         """Whether math-verify can read `expr` at all (an expression equal to itself)."""
         return self.verify(expr, expr) == 1.0
+
+    def explain(self, gold: str, pred: str) -> tuple[float, str, str]:
+        """(verdict, gold as math-verify read it, prediction as math-verify read it), under the same deadline."""
+        if looks_explosive(gold) or looks_explosive(pred):
+            return 0.0, gold, pred
+        worker = self._acquire()
+        try:
+            worker.send([(gold, pred, "explain")])
+            line = worker.read_line(self.timeout_s * (2 if worker.ready else 4) + (1.0 if worker.ready else 20.0))
+        except OSError:
+            line = None
+        if line is None:
+            worker.kill()
+            self.killed += 1
+            worker = _Worker(self.timeout_s, self.worker_script)
+            self._idle.put(worker)
+            return 0.0, gold, "(no answer from math-verify in time)"
+        worker.ready = True
+        self._idle.put(worker)
+        value, gold_form, pred_form = json.loads(line)
+        return float(value), gold_form, pred_form
 
     def verify(self, gold: str, pred: str) -> float:
         return self.verify_many([(gold, pred)])[0]

@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from pipeline.grading.answers import ACCURACY, expression_pairs
+from pipeline.grading.answers import VERDICTS, expression_pairs
 from pipeline.grading.blocks import answer_block
 from pipeline.grading.mathverify import default_pool
 from rl.rewards.accuracy import accuracy_reward, hfrrf_from, hfrrf_reward
@@ -41,7 +41,7 @@ DERIVED: dict[str, Callable[[Callable[[str], float]], float]] = {
 }
 
 # What each answer type's main metric is (logged as `accuracy` next to `format`).
-PRIMARY = {**{t: "accuracy" for t in ACCURACY}, "bbox": "rec_iou", "boxes": "ovd"}
+PRIMARY = {**{t: "accuracy" for t in VERDICTS}, "bbox": "rec_iou", "boxes": "ovd"}
 
 # Weighted terms; the weighted sum is clipped to [0, 1]. Two-term presets scale VLM-R1's and Visual-RFT's
 # summed rewards (format + accuracy, format + IoU + confidence) into [0, 1].
@@ -52,7 +52,7 @@ PRESETS: dict[str, dict[str, float]] = {
     "visual_rft_det": {"format": 1 / 3, "det_iou": 1 / 3, "det_confidence": 1 / 3},
     "visual_rft_cls": {"format": 0.5, "accuracy": 0.5},
 }
-DEFAULT_PRESET = {**{t: "hfrrf" for t in ACCURACY}, "bbox": "vlm_r1_rec", "boxes": "vlm_r1_ovd"}
+DEFAULT_PRESET = {**{t: "hfrrf" for t in VERDICTS}, "bbox": "vlm_r1_rec", "boxes": "vlm_r1_ovd"}
 
 _USER: dict[str, RewardFn] = {}
 
