@@ -39,6 +39,7 @@ test: lint $(BROWSER)
 
 bench: $(STAMP)
 	VR1_NO_PROGRESS=1 $(BIN)/python -m benchmarks.bench_rewards --n 10000 --workers 2
+	VR1_NO_PROGRESS=1 $(BIN)/python -m benchmarks.bench_grading
 	VR1_NO_PROGRESS=1 $(BIN)/python -m benchmarks.bench_coldstart --n 800 --latency 0.05 --cap 8 --samples 120
 	VR1_NO_PROGRESS=1 $(BIN)/python -m benchmarks.bench_sft --batches 6 --batch-size 8
 	VR1_NO_PROGRESS=1 $(BIN)/python -m benchmarks.bench_inspect --n 200000

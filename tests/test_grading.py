@@ -121,3 +121,25 @@ def test_the_cold_start_filter_keeps_the_same_explanation():
     )
     reason = rule_answer_match(c, FilterConfig())
     assert "math-verify: not equivalent" in reason and "sqrt(21)" in reason and "2*sqrt(5)" in reason
+
+
+def test_the_conformance_cases_get_their_intended_verdicts():
+    from conformance_cases import CASES
+
+    wrong = [case for case in CASES if right(case[2], case[3], case[1], choices=["a", "b", "c", "d"]) != case[4]]
+    assert len(CASES) >= 90 and not wrong, wrong
+    assert {case[0] for case in CASES} >= {
+        "numbers",
+        "fractions",
+        "roots",
+        "powers",
+        "equations",
+        "intervals",
+        "sets",
+        "tuples",
+        "matrices",
+        "units",
+        "extraction",
+        "choice",
+        "text",
+    }
