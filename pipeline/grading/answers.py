@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 
 from pipeline.grading.choices import parse_choice
 from pipeline.grading.normalize import alternatives, balanced, clean_answer, normalize_text
@@ -109,14 +110,18 @@ def number_verdict(pred: str, info: Mapping, explain: bool = False) -> Verdict:
     golds = [g for g in (parse_number(a) for a in alternatives(str(info["ground_truth"]))) if g is not None]
     if not golds:
         return Verdict(0.0, "the gold is not a number")
-    gold_form = " or ".join(f"{g:g}" for g in golds)
+    gold_form = " or ".join(f"{g:g}" for g in golds) if explain else None
     value = parse_number(pred)
     if value is None:
         return Verdict(0.0, "not a single number (units, `x =` and thousands commas are allowed)", gold_form)
     rel_tol = float(info.get("number_rel_tol", 1e-4))
-    if any(numbers_match(value, g, rel_tol=rel_tol) for g in golds):
-        return Verdict(1.0, f"equal numbers (relative tolerance {rel_tol:g})", gold_form, f"{value:g}")
-    return Verdict(0.0, f"different numbers (relative tolerance {rel_tol:g})", gold_form, f"{value:g}")
+    ok = any(numbers_match(value, g, rel_tol=rel_tol) for g in golds)
+    return Verdict(float(ok), _tolerance_rule(ok, rel_tol), gold_form, f"{value:g}" if explain else None)
+
+
+@lru_cache(maxsize=64)
+def _tolerance_rule(equal: bool, rel_tol: float) -> str:
+    return f"{'equal' if equal else 'different'} numbers (relative tolerance {rel_tol:g})"
 
 
 def _squash(text: str) -> str:

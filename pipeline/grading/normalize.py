@@ -46,7 +46,7 @@ def math_pieces(text: str) -> list[str] | None:
 def alternatives(gold: str) -> list[str]:
     """A gold answer written as alternatives (`$21,16$ or $11$`) is right in any of them: its pieces. Any other
     gold is one answer. Only gold answers are split: a prediction that hedges ("3 or 4") is never credited."""
-    pieces = math_pieces(gold.strip()) if isinstance(gold, str) else None
+    pieces = math_pieces(gold.strip()) if isinstance(gold, str) and gold.count("$") >= 4 else None
     return [p.strip() for p in pieces] if pieces and _OR_BETWEEN_PIECES.search(gold) else [gold]
 
 
@@ -57,16 +57,20 @@ def clean_answer(text: str) -> str | None:
     is a currency sign, not math; several `$…$` pieces (`$1$ and $2$`) become one comma-separated list."""
     if not isinstance(text, str) or len(text) > MAX_ANSWER_CHARS:
         return None
-    t = text.strip().replace("\\$", "")
-    boxed = last_boxed(t)
-    if boxed is not None and not t.startswith(BOXED_OPEN):
-        t = boxed.strip()
-    pieces = math_pieces(t)
-    if pieces:
-        t = ", ".join(p.strip() for p in pieces)
-    elif t.count("$") == 1:
-        t = _LONE_CURRENCY.sub("", t)
-    t = _CURRENCY.sub("", t)
+    t = text.strip()
+    if "$" in t:  # the checks below are for rare forms; most answers skip them (rewards score 10^4/s)
+        t = t.replace("\\$", "")
+        dollars = t.count("$")
+        if dollars >= 4 and (pieces := math_pieces(t)):
+            t = ", ".join(p.strip() for p in pieces)
+        elif dollars == 1:
+            t = _LONE_CURRENCY.sub("", t)
+    if "\\boxed{" in t and not t.startswith(BOXED_OPEN):
+        boxed = last_boxed(t)
+        if boxed is not None:
+            t = boxed.strip()
+    if t and t[0] in "€£¥":
+        t = _CURRENCY.sub("", t)
     for _ in range(3):  # wrappers nest at most a few deep: "Final Answer: $\boxed{C}$."
         before = t
         t = _PREFIX.sub("", t).strip()
