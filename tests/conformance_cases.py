@@ -4,7 +4,7 @@ from the semantics with the verdict a training reward should give. They are not 
 
 Each case: (category, answer type, gold, prediction, right?, math-verify's default semantics intended?). The last
 field is False where vr1 decides otherwise on purpose (README "how vr1 grades": tolerance, currency, decimal comma,
-gold alternatives, percent) or where the case is not math-verify's to judge (choice letters, free text);
+percent) or where the case is not math-verify's to judge (choice letters, free text);
 `make bench` reports math-verify's agreement on the others.
 """
 
@@ -75,8 +75,10 @@ CASES = [
     ("sets", "expression", "1,2,3", "3,2,1", True, True),
     ("sets", "expression", "\\{1,2\\}", "\\{1,2,3\\}", False, True),
     ("sets", "expression", "$1$ and $2$ and $3$", "1, 2, 3", True, False),
-    ("sets", "expression", "$21,16$ or $11$", "11", True, False),
-    ("sets", "expression", "$21,16$ or $11$", "21, 16 or 11", False, False),
+    ("sets", "expression", "$21,16$ or $11$", "11", False, True),
+    ("sets", "expression", "$21,16$ or $11$", "21,16,11", True, True),
+    ("sets", "expression", "1, 2", "\\boxed{2} and \\boxed{1}", True, True),
+    ("extraction", "expression", "9", "$$9$$", True, True),
     ("tuples", "expression", "(1,2)", "(1, 2)", True, True),
     ("tuples", "expression", "(1,2)", "(2,1)", False, True),
     ("tuples", "expression", "(3,-4)", "\\left(3, -4\\right)", True, True),

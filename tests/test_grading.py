@@ -48,11 +48,23 @@ def test_a_gold_of_several_math_pieces_is_one_list(pred):
     assert not right("$1$ and $2$ and $3$", "1, 2") and not right("$1$ and $2$ and $3$", "1")
 
 
-def test_a_gold_of_alternatives_accepts_each_but_not_a_hedge():
+def test_pieces_joined_by_or_are_one_solution_set_not_alternatives():
+    # "x = 21, 16 or 11" lists every solution: one of them alone is a partial answer, and crediting it would teach
+    # a policy to name a single value
     gold = "$21,16$ or $11$"
-    assert right(gold, "11") and right(gold, "21,16") and right(gold, "16, 21")
-    assert not right(gold, "21, 16 or 11") and not right(gold, "16") and not right(gold, "21,16,11")
-    assert right("$3$ or $4$", "4", "number") and not right("$3$ or $4$", "5", "number")
+    assert right(gold, "21,16,11") and right(gold, "11, 16, 21") and right(gold, "\\{11,16,21\\}")
+    assert not right(gold, "11") and not right(gold, "21,16") and not right(gold, "16")
+
+
+@pytest.mark.parametrize(
+    "pred", ["\\boxed{1} and \\boxed{2}", "\\(\\boxed{1}\\) and \\(\\boxed{2}\\).", "$\\boxed{1}\\boxed{2}$"]
+)
+def test_boxes_side_by_side_are_one_list(pred):
+    assert right("1, 2", pred) and right("\\{2, 1\\}", pred) and not right("2", pred)
+
+
+def test_display_math_delimiters_are_delimiters():
+    assert right("$9$", "Answer $$ 9 $$") and right("9", "$$9$$")
 
 
 def test_a_whole_solution_counts_by_its_last_boxed_answer():

@@ -16,7 +16,7 @@ from fractions import Fraction
 from functools import lru_cache
 
 from pipeline.grading.choices import parse_choice
-from pipeline.grading.normalize import alternatives, balanced, clean_answer, normalize_text
+from pipeline.grading.normalize import balanced, clean_answer, normalize_text
 
 # ---------------------------------------------------------------- numbers
 
@@ -105,17 +105,16 @@ def choice_verdict(pred: str, info: Mapping, explain: bool = False) -> Verdict:
 
 
 def number_verdict(pred: str, info: Mapping, explain: bool = False) -> Verdict:
-    """1 iff the prediction is a single number within `number_rel_tol` (default 1e-4, relative) of the gold (of
-    one of its alternatives, for a gold written as `$a$ or $b$`)."""
-    golds = [g for g in (parse_number(a) for a in alternatives(str(info["ground_truth"]))) if g is not None]
-    if not golds:
+    """1 iff the prediction is a single number within `number_rel_tol` (default 1e-4, relative) of the gold."""
+    gold = parse_number(str(info["ground_truth"]))
+    if gold is None:
         return Verdict(0.0, "the gold is not a number")
-    gold_form = " or ".join(f"{g:g}" for g in golds) if explain else None
+    gold_form = f"{gold:g}" if explain else None
     value = parse_number(pred)
     if value is None:
         return Verdict(0.0, "not a single number (units, `x =` and thousands commas are allowed)", gold_form)
     rel_tol = float(info.get("number_rel_tol", 1e-4))
-    ok = any(numbers_match(value, g, rel_tol=rel_tol) for g in golds)
+    ok = numbers_match(value, gold, rel_tol=rel_tol)
     return Verdict(float(ok), _tolerance_rule(ok, rel_tol), gold_form, f"{value:g}" if explain else None)
 
 
@@ -128,52 +127,43 @@ def _squash(text: str) -> str:
     return "".join(text.split())
 
 
-def expression_pairs(pred: str, gold: str) -> Verdict | list[tuple[str, str]]:
+def expression_pair(pred: str, gold: str) -> Verdict | tuple[str, str]:
     """Decide without sympy when possible (the same text up to spacing; both plain numbers; an explosive side),
-    else the (gold, prediction) pairs math-verify must check, one per alternative of the gold."""
+    else the cleaned (gold, prediction) pair math-verify must check."""
     from pipeline.grading.mathverify import looks_explosive
 
-    p = clean_answer(pred)
+    p, g = clean_answer(pred), clean_answer(gold)
     if p is None:
         return Verdict(0.0, "no answer (empty, or longer than an answer can be)")
-    pairs, refused = [], None
-    for alternative in alternatives(gold):
-        g = clean_answer(alternative)
-        if g is None or looks_explosive(g):  # an explosive gold is a data error: never rewarded
-            refused = refused or Verdict(0.0, "the gold is refused (empty, power tower, huge factorial)", g, p)
-            continue
-        if _squash(p) == _squash(g):
-            return Verdict(1.0, "the same expression up to spacing", g, p)
-        if looks_explosive(p):
-            refused = Verdict(0.0, "the prediction is refused (power tower, huge factorial, too long)", g, p)
-            continue
-        pn, gn = parse_number(p), parse_number(g)
-        if pn is not None and gn is not None:
-            if numbers_match(pn, gn):
-                return Verdict(1.0, "equal numbers (relative tolerance 1e-4)", f"{gn:g}", f"{pn:g}")
-            refused = Verdict(0.0, "different numbers (relative tolerance 1e-4)", f"{gn:g}", f"{pn:g}")
-            continue
-        pairs.append((g, p))
-    return pairs or refused or Verdict(0.0, "no answer")
+    if g is None or looks_explosive(g):  # an explosive gold is a data error: never rewarded
+        return Verdict(0.0, "the gold is refused (empty, power tower, huge factorial)", g, p)
+    if _squash(p) == _squash(g):
+        return Verdict(1.0, "the same expression up to spacing", g, p)
+    if looks_explosive(p):
+        return Verdict(0.0, "the prediction is refused (power tower, huge factorial, too long)", g, p)
+    pn, gn = parse_number(p), parse_number(g)
+    if pn is not None and gn is not None:
+        ok = numbers_match(pn, gn)
+        return Verdict(float(ok), _tolerance_rule(ok, 1e-4), f"{gn:g}", f"{pn:g}")
+    return g, p
 
 
 def expression_verdict(pred: str, info: Mapping, explain: bool = False) -> Verdict:
     """1 iff math-verify finds the prediction equivalent to the gold expression (`2\\sqrt{5}` = `\\sqrt{20}`),
     decided within a time bound in a worker process; explosive inputs (power towers, huge factorials) score 0.
     With `explain`, the forms are math-verify's own readings of both sides."""
-    decided = expression_pairs(pred, str(info["ground_truth"]))
+    decided = expression_pair(pred, str(info["ground_truth"]))
     if isinstance(decided, Verdict):
         return decided
     from pipeline.grading.mathverify import default_pool
 
     pool = default_pool()
-    values = pool.verify_many(decided)
-    best = max(range(len(values)), key=values.__getitem__)
-    gold, pred_text = decided[best]
+    gold, pred_text = decided
+    value = pool.verify(gold, pred_text)
     if explain:
-        value, gold, pred_text = pool.explain(gold, pred_text)
-    rule = "math-verify: equivalent" if values[best] == 1.0 else "math-verify: not equivalent (or not parsed in time)"
-    return Verdict(values[best], rule, gold, pred_text)
+        _, gold, pred_text = pool.explain(gold, pred_text)
+    rule = "math-verify: equivalent" if value == 1.0 else "math-verify: not equivalent (or not parsed in time)"
+    return Verdict(value, rule, gold, pred_text)
 
 
 def text_verdict(pred: str, info: Mapping, explain: bool = False) -> Verdict:

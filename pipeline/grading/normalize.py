@@ -17,24 +17,40 @@ _BOXED = re.compile(r"^\\boxed\{(.*)\}$", re.S)
 _MATH_PIECE = re.compile(r"\$([^$]*)\$")
 _LONE_CURRENCY = re.compile(r"^(?:US)?\$\s*(?=[-+]?\.?\d)")  # "$10": a price, when no closing "$" follows
 _CURRENCY = re.compile(r"^(?:€|£|¥)\s*(?=[-+]?\.?\d)")
-_OR_BETWEEN_PIECES = re.compile(r"\$\s*(?:,\s*)?or\s*\$", re.I)
+# what may stand between the boxed answers of a list (`\boxed{1} and \boxed{2}`); anything else makes the text a
+# solution, whose last box is its answer
+_LIST_GLUE = re.compile(r"^[\s,;.$()\\]*(?:and|or)?[\s,;.$()\\]*$", re.I)
 BOXED_OPEN = "\\boxed{"
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = re.compile(r"[^\w\s]")
 
 
-def last_boxed(text: str) -> str | None:
-    """The content of the last balanced `\\boxed{…}` in `text` (a whole solution's final answer), or None."""
-    start = text.rfind(BOXED_OPEN)
+def boxed_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of every top-level balanced `\\boxed{…}` in `text`, in order."""
+    spans, start = [], text.find(BOXED_OPEN)
     while start >= 0:
         depth, i = 1, start + len(BOXED_OPEN)
         while i < len(text) and depth:
             depth += (text[i] == "{") - (text[i] == "}")
             i += 1
-        if depth == 0:
-            return text[start + len(BOXED_OPEN) : i - 1]
-        start = text.rfind(BOXED_OPEN, 0, start)
-    return None
+        if depth:
+            break
+        spans.append((start, i))
+        start = text.find(BOXED_OPEN, i)
+    return spans
+
+
+def boxed_answer(text: str) -> str | None:
+    """What a text with boxed answers commits to: one list when the boxes stand side by side (`\\boxed{1} and
+    \\boxed{2}`), else the last box (a solution that boxed a step and then its result). None without a box."""
+    spans = boxed_spans(text)
+    if not spans:
+        return None
+    inner = [text[s + len(BOXED_OPEN) : e - 1].strip() for s, e in spans]
+    glue = [text[e:s] for (_, e), (s, _) in zip(spans, spans[1:], strict=False)]
+    if len(spans) > 1 and all(_LIST_GLUE.match(g) for g in glue):
+        return ", ".join(inner)
+    return inner[-1]
 
 
 def math_pieces(text: str) -> list[str] | None:
@@ -43,32 +59,26 @@ def math_pieces(text: str) -> list[str] | None:
     return pieces if len(pieces) >= 2 and text.count("$") == 2 * len(pieces) else None
 
 
-def alternatives(gold: str) -> list[str]:
-    """A gold answer written as alternatives (`$21,16$ or $11$`) is right in any of them: its pieces. Any other
-    gold is one answer. Only gold answers are split: a prediction that hedges ("3 or 4") is never credited."""
-    pieces = math_pieces(gold.strip()) if isinstance(gold, str) and gold.count("$") >= 4 else None
-    return [p.strip() for p in pieces] if pieces and _OR_BETWEEN_PIECES.search(gold) else [gold]
-
-
 def clean_answer(text: str) -> str | None:
     """Strip the wrappers models put around a final answer: `Final Answer:`, `$…$`, `\\boxed{…}`, a final period.
 
-    A whole solution counts by its last `\\boxed{…}`; an escaped dollar (`\\$10`) or a lone leading one (`$10`)
-    is a currency sign, not math; several `$…$` pieces (`$1$ and $2$`) become one comma-separated list."""
+    Boxed answers side by side are one list, and a whole solution counts by its last `\\boxed{…}`; an escaped
+    dollar (`\\$10`) or a lone leading one (`$10`) is a currency sign, not math; several `$…$` pieces (`$1$ and
+    $2$`, `$21,16$ or $11$`) become one comma-separated list, as in "x = 1 or x = 2"."""
     if not isinstance(text, str) or len(text) > MAX_ANSWER_CHARS:
         return None
     t = text.strip()
     if "$" in t:  # the checks below are for rare forms; most answers skip them (rewards score 10^4/s)
-        t = t.replace("\\$", "")
+        t = t.replace("\\$", "").replace("$$", "$")
         dollars = t.count("$")
         if dollars >= 4 and (pieces := math_pieces(t)):
             t = ", ".join(p.strip() for p in pieces)
         elif dollars == 1:
             t = _LONE_CURRENCY.sub("", t)
-    if "\\boxed{" in t and not t.startswith(BOXED_OPEN):
-        boxed = last_boxed(t)
-        if boxed is not None:
-            t = boxed.strip()
+    if BOXED_OPEN in t:
+        spans = boxed_spans(t)
+        if spans and (len(spans) > 1 or spans[0] != (0, len(t))):
+            t = boxed_answer(t)
     if t and t[0] in "€£¥":
         t = _CURRENCY.sub("", t)
     for _ in range(3):  # wrappers nest at most a few deep: "Final Answer: $\boxed{C}$."

@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from pipeline.grading.answers import VERDICTS, expression_pairs
+from pipeline.grading.answers import VERDICTS, expression_pair
 from pipeline.grading.blocks import answer_block
 from pipeline.grading.mathverify import default_pool
 from rl.rewards.accuracy import accuracy_reward, hfrrf_from, hfrrf_reward
@@ -165,9 +165,9 @@ def score_batch(
     for response, info in zip(responses, infos, strict=True):
         if info.get("answer_type") == "expression" and isinstance(response, str):
             pred = answer_block(response)
-            decided = None if pred is None else expression_pairs(pred, str(info["ground_truth"]))
-            if isinstance(decided, list):
-                pairs += decided
+            decided = None if pred is None else expression_pair(pred, str(info["ground_truth"]))
+            if isinstance(decided, tuple):
+                pairs.append(decided)
     if pairs:
         default_pool().verify_many(pairs)
     return [score(r, i, terms) for r, i in zip(responses, infos, strict=True)]
