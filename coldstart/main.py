@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
 import time
+from collections import Counter
 from pathlib import Path
 
 from coldstart.config import ColdStartConfig
@@ -73,11 +73,6 @@ def run(args) -> int:
     run_dir = create_run_dir(
         "coldstart", to_dict(cfg), name=args.name, root=args.runs_root, secret_env_names=secret_envs
     )
-    lock = open(run_dir.path / ".lock", "w")  # noqa: SIM115 - held for the whole run, released on exit or kill
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise Vr1Error(f"another vr1 coldstart is running in {run_dir.path}") from None
     t0 = time.perf_counter()
     steps = load_steps({name: str(project_path(p)) for name, p in vars(cfg.prompts).items()})
     samples, roots, n_rejects = load_samples(cfg, run_dir.path)
@@ -105,6 +100,7 @@ def run(args) -> int:
         "kept": report["kept"],
         "dropped": report["dropped"],
         "failed": report["failed"],
+        "failed_by_cause": failure_causes(records),
         "rejected_records": n_rejects,
         "wall_s": round(wall, 2),
         "samples_per_s": round(len(samples) / wall, 3),
@@ -113,7 +109,20 @@ def run(args) -> int:
     }
     write_json(run_dir.file("summary.json"), summary)
     _print_summary(summary, report, run_dir.path)
+    if summary["failed"] == len(samples):
+        cause, n = next(iter(summary["failed_by_cause"].items()))
+        raise Vr1Error(
+            f"every one of the {len(samples)} samples failed ({n}x: {cause}); check the vlm/reasoner base_url, model "
+            f"and api_key_env against the server (details in {run_dir.log_file}), then rerun the same command"
+        )
+    run_dir.mark_latest()
     return 0
+
+
+def failure_causes(records: list[dict]) -> dict[str, int]:
+    """Why samples failed (the step and the last error), most frequent first."""
+    causes = Counter(r["reasons"][0]["reason"] for r in records if r["verdict"] == "failed" and r["reasons"])
+    return dict(causes.most_common())
 
 
 def _print_summary(summary: dict, report: dict, path: Path) -> None:
@@ -128,6 +137,8 @@ def _print_summary(summary: dict, report: dict, path: Path) -> None:
         )
     if report["by_rule"]:
         lines.append("  drops by rule: " + json.dumps(report["by_rule"]))
+    for cause, n in list(summary["failed_by_cause"].items())[:3]:
+        lines.append(f"  failed {n}x: {cause}")
     lines.append(
         f"  wrote {path}/: coldstart.jsonl, dropped.jsonl, filter_report.json, summary.json, steps/"
         + (", cold_start.json" if "sharegpt" in summary["outputs"] else "")

@@ -86,6 +86,7 @@ def cmd_check_data(args) -> int:
     write_json(run.file("report.json"), reports)
     write_jsonl(run.file("rejects.jsonl"), rejects)
     _out(f"wrote {run.file('report.json')} and {run.file('rejects.jsonl')}")
+    run.mark_latest()
     return 1 if bad and not args.allow_problems else 0
 
 

@@ -1,7 +1,12 @@
-"""Run directories: `runs/<stage>/<name>/` with the resolved config, a log, the outputs, and `latest` per stage."""
+"""Run directories: `runs/<stage>/<name>/` with the resolved config, a log, the outputs, and `latest` per stage.
+
+A run directory is locked before anything is written into it (a second command on the same run is refused and
+changes nothing), and `latest` moves only when the stage says its run produced something: a run that failed
+leaves `latest` on the last one that worked."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
 from dataclasses import dataclass
@@ -19,6 +24,16 @@ class RunDir:
     stage: str
     name: str
     path: Path
+    lock: object = None  # the open lock file: held until the process ends
+
+    def mark_latest(self) -> None:
+        """Point `runs/<stage>/latest` at this run (atomically): call once the run has produced its outputs."""
+        stage_dir = self.path.parent
+        tmp = stage_dir / f".latest.{os.getpid()}"
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        os.symlink(self.name, tmp)
+        os.replace(tmp, stage_dir / "latest")
 
     @property
     def log_file(self) -> Path:
@@ -41,20 +56,19 @@ def create_run_dir(
     root: str | Path = "runs",
     secret_env_names: list[str] | tuple[str, ...] = (),
 ) -> RunDir:
-    """Create (or reopen, to resume) a run directory, write its resolved config, point `latest` at it, and
-    start logging into it."""
+    """Create (or reopen, to resume) a run directory, lock it, write its resolved config and start logging into
+    it. `latest` is not moved here: the stage calls `mark_latest` when the run has produced something."""
     name = _safe_name(name or time.strftime("%Y%m%d-%H%M%S"))
-    stage_dir = Path(root) / stage
-    path = stage_dir / name
+    path = Path(root) / stage / name
     path.mkdir(parents=True, exist_ok=True)
+    lock = open(path / ".lock", "w")  # noqa: SIM115 - held for the whole run, released on exit or kill
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise Vr1Error(f"another vr1 {stage} is running in {path}; wait for it, or choose another --name") from None
     atomic_write_text(path / "config.yaml", dump_yaml(config))
-    link = stage_dir / "latest"
-    tmp = stage_dir / f".latest.{os.getpid()}"
-    if tmp.is_symlink() or tmp.exists():
-        tmp.unlink()
-    os.symlink(name, tmp)
-    os.replace(tmp, link)
-    run = RunDir(stage, name, path)
+    run = RunDir(stage, name, path, lock)
     setup_logging(run.log_file, secret_env_names=secret_env_names)
     return run
 

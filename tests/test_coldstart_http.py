@@ -169,3 +169,59 @@ def test_changing_a_request_setting_reasks_exactly_the_affected_requests(demo_di
         )
     summary = json.loads((tmp_path / "runs" / "coldstart" / "keys" / "summary.json").read_text())
     assert summary["roles"]["vlm"]["reused"] == 2 * n and summary["roles"]["reasoner"]["requests"] == n
+
+
+def latest_name(runs: Path) -> str | None:
+    link = runs / "coldstart" / "latest"
+    return link.resolve().name if link.exists() else None
+
+
+def test_a_run_that_produced_nothing_says_so_and_keeps_latest(demo_dir, tmp_path, monkeypatch, capsys):
+    """Unreachable server, missing key variable: exit non-zero with one line naming the cause and the fix, and
+    `latest` stays on the last run that produced something."""
+    monkeypatch.setenv("VR1_TEST_KEY", SECRET)
+    runs = tmp_path / "runs"
+    manifest = make_manifest(demo_dir, tmp_path, n=3)
+    with ChatServer(ServerState()) as server:
+        good = make_config(tmp_path, manifest, server.base_url)
+        assert main(["coldstart", "--config", str(good), "--name", "good", "--runs-root", str(runs)]) == 0
+    assert latest_name(runs) == "good"
+    capsys.readouterr()
+
+    bad = make_config(tmp_path, manifest, "http://127.0.0.1:9/v1")  # nothing listens on port 9
+    assert main(["coldstart", "--config", str(bad), "--name", "unreachable", "--runs-root", str(runs)]) == 2
+    errors = [x for x in capsys.readouterr().err.splitlines() if x.startswith("vr1 coldstart: error:")]
+    assert len(errors) == 1 and "every one of the 3 samples failed" in errors[0] and "connection error" in errors[0]
+    assert "base_url" in errors[0] and latest_name(runs) == "good"
+    summary = json.loads((runs / "coldstart" / "unreachable" / "summary.json").read_text())
+    assert summary["failed"] == 3 and "connection error" in next(iter(summary["failed_by_cause"]))
+
+    monkeypatch.delenv("VR1_TEST_KEY")
+    assert main(["coldstart", "--config", str(good), "--name", "nokey", "--runs-root", str(runs)]) == 2
+    assert "VR1_TEST_KEY (named by api_key_env) is not set" in capsys.readouterr().err and latest_name(runs) == "good"
+
+
+def test_the_lock_is_taken_before_anything_is_written(demo_dir, tmp_path, monkeypatch, capsys):
+    import fcntl
+
+    monkeypatch.setenv("VR1_TEST_KEY", SECRET)
+    run = tmp_path / "runs" / "coldstart" / "busy"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("the running run's config\n")
+    cfg = make_config(tmp_path, make_manifest(demo_dir, tmp_path, n=2), "http://127.0.0.1:9/v1")
+    with open(run / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another vr1 coldstart holds the run
+        assert main(["coldstart", "--config", str(cfg), "--name", "busy", "--runs-root", str(tmp_path / "runs")]) == 2
+    assert "another vr1 coldstart is running" in capsys.readouterr().err
+    assert (run / "config.yaml").read_text() == "the running run's config\n" and not (run / "run.log").exists()
+
+
+def test_some_failed_samples_are_counted_with_their_cause(demo_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("VR1_TEST_KEY", SECRET)
+    manifest = make_manifest(demo_dir, tmp_path, n=4, always_fail=2)
+    with ChatServer(ServerState()) as server:
+        cfg = make_config(tmp_path, manifest, server.base_url)
+        assert main(["coldstart", "--config", str(cfg), "--name", "some", "--runs-root", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out
+    assert "failed 1 " in out and "failed 1x: pseudo_cot: gave up after 6 attempts; last: HTTP 500" in out
+    assert latest_name(tmp_path / "runs") == "some"

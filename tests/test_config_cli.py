@@ -12,7 +12,7 @@ import yaml
 
 from pipeline.cli import STAGES, main
 from pipeline.config import build, load_config
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, Vr1Error
 from pipeline.progress import LOG
 from pipeline.rundir import create_run_dir, latest_run
 
@@ -87,13 +87,16 @@ def test_run_dir_config_log_latest_and_no_secrets(tmp_path, monkeypatch):
     assert "calling the teacher with key ***" in run.log_file.read_text()
     for p in run.path.rglob("*"):
         assert secret not in p.read_text(), p
+    with pytest.raises(Vr1Error, match="no coldstart run yet"):
+        latest_run("coldstart", tmp_path)  # a run that has produced nothing is not the latest
+    run.mark_latest()
     assert latest_run("coldstart", tmp_path) == run.path.resolve()
-    create_run_dir("coldstart", raw, name="r2", root=tmp_path)
+    create_run_dir("coldstart", raw, name="r2", root=tmp_path).mark_latest()
     assert latest_run("coldstart", tmp_path).name == "r2"
 
 
 def test_every_subcommand_has_help():
-    commands = list(STAGES) + ["inspect", "demo-data", "tiny-model", "check-data"]
+    commands = list(STAGES) + ["inspect", "grade", "demo-data", "tiny-model", "check-data"]
     for cmd in commands:
         out = subprocess.run([sys.executable, "-m", "pipeline.cli", cmd, "--help"], capture_output=True, text=True)
         assert out.returncode == 0 and "usage: vr1" in out.stdout, (cmd, out.stderr)

@@ -74,7 +74,8 @@ def run(args) -> int:
     cfg = load_config(PTSTConfig, args.config, args.overrides)
     name = args.name or find_config(args.config).stem  # stages of one schedule share a run directory
     # absolute: verl's Ray workers (other nodes included) read these paths
-    run_dir = create_run_dir("ptst", to_dict(cfg), name=name, root=args.runs_root).path.resolve()
+    run = create_run_dir("ptst", to_dict(cfg), name=name, root=args.runs_root)
+    run_dir = run.path.resolve()
     engine = resolve_engine(cfg)
     stages = [cfg.stage] if cfg.stage else list(range(1, len(cfg.stages) + 1))
     data = None
@@ -127,4 +128,5 @@ def run(args) -> int:
             f"  wrote {run_dir}/: stage_N/final (HF model folders), stage_N/metrics.jsonl, "
             "stage_N/checkpoints, stage_N/tensorboard, data/validation.json"
         )
+        run.mark_latest()
     return 0

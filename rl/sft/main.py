@@ -56,4 +56,5 @@ def run(args) -> int:
         f"  wrote {run_dir.path}/: final/ (HF model folder), checkpoints/, metrics.jsonl, tensorboard/, "
         "preflight.json, summary.json"
     )
+    run_dir.mark_latest()
     return 0
