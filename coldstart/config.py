@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from coldstart.filters import FilterConfig
+from pipeline.config import check_ranges
 from pipeline.generation import BackendConfig
 
 
@@ -17,6 +18,7 @@ class DataConfig:
     def __post_init__(self):
         if not self.manifests:
             raise ValueError("data.manifests: give at least one manifest")
+        check_ranges(self, limit=(1, None))
 
 
 @dataclass
@@ -38,6 +40,7 @@ class RunSettings:
     def __post_init__(self):
         if self.mode not in ("stream", "staged"):
             raise ValueError(f"run.mode '{self.mode}' unknown; use stream or staged")
+        check_ranges(self, max_in_flight=(0, None))
 
 
 @dataclass

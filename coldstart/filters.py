@@ -15,6 +15,7 @@ from itertools import pairwise
 
 import numpy as np
 
+from pipeline.config import check_ranges
 from pipeline.grading.answers import answer_matches, grade_answer
 from pipeline.grading.blocks import ANSWER_CLOSE, ANSWER_OPEN, TAGS, format_response
 from pipeline.grading.normalize import normalize_text
@@ -48,6 +49,18 @@ class FilterConfig:
     near_duplicate_jaccard: float = 0.9
 
     def __post_init__(self):
+        check_ranges(
+            self,
+            number_rel_tol=(0, 1),
+            text_fuzzy=(0, 100),
+            min_thinking_chars=(0, None),
+            max_thinking_chars=(1, None),
+            repetition_ngram=(1, None),
+            max_repeated_ngram_share=(0, 1),
+            max_repeated_lines=(2, None),
+            max_foreign_run=(1, None),
+            near_duplicate_jaccard=(0, 1),
+        )
         unknown = set(self.rules) - set(RULES)
         if unknown:
             raise ValueError(f"filter.rules: unknown rule(s) {sorted(unknown)}; known: {list(RULES)}")

@@ -23,6 +23,22 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 SECRET_KEY = re.compile(r"(api_key|apikey|token|secret|password)$", re.I)
 
 
+def check_ranges(obj: Any, **ranges: tuple[float | None, float | None]) -> None:
+    """Raise a ValueError naming the field and its valid range for the first value of `obj` outside it.
+    `name=(low, high)`, both inclusive, None for no bound; a None value (an unset option) passes."""
+    for name, (low, high) in ranges.items():
+        value = getattr(obj, name)
+        if value is None or ((low is None or value >= low) and (high is None or value <= high)):
+            continue
+        if high is None:
+            want = f">= {low:g}"
+        elif low is None:
+            want = f"<= {high:g}"
+        else:
+            want = f"between {low:g} and {high:g}"
+        raise ValueError(f"{name}={value!r} is out of range: it must be {want}")
+
+
 def find_config(ref: str | Path) -> Path:
     """A config file path, or a name like `coldstart/demo` looked up under configs/."""
     p = Path(ref)

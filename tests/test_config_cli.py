@@ -158,3 +158,43 @@ def test_shipped_manifests_parse():
     assert len(shipped) >= 5
     for m in shipped:
         Manifest.load(m)
+
+
+@pytest.mark.parametrize(
+    "stage,override,message",
+    [
+        ("coldstart", "vlm.max_tokens=-5", "vlm.max_tokens=-5 is out of range: it must be >= 1"),
+        ("coldstart", "reasoner.top_p=1.5", "reasoner.top_p=1.5 is out of range: it must be between 0.001 and 1"),
+        ("coldstart", "vlm.max_concurrency=0", "vlm.max_concurrency=0 is out of range: it must be >= 1"),
+        ("coldstart", "vlm.temperature=-0.1", "vlm.temperature=-0.1 is out of range"),
+        ("coldstart", "filter.near_duplicate_jaccard=2", "filter.near_duplicate_jaccard=2.0 is out of range"),
+        ("coldstart", "run.max_in_flight=-1", "run.max_in_flight=-1 is out of range: it must be >= 0"),
+        ("sft", "schedule.per_device_batch_size=0", "schedule.per_device_batch_size=0 is out of range"),
+        ("sft", "data.cutoff_len=0", "data.cutoff_len=0 is out of range: it must be >= 1"),
+        ("sft", "lora.dropout=1.5", "lora.dropout=1.5 is out of range: it must be between 0 and 1"),
+        ("ptst", "grpo.kl_coef=-1", "grpo.kl_coef=-1.0 is out of range: it must be >= 0"),
+        ("ptst", "cluster.gpu_memory_utilization=1.2", "cluster.gpu_memory_utilization=1.2 is out of range"),
+        ("ptst", "data.max_prompt_length=0", "data.max_prompt_length=0 is out of range"),
+    ],
+)
+def test_nonsense_values_are_refused_when_the_config_loads(stage, override, message, tmp_path, capsys):
+    assert main([stage, "--runs-root", str(tmp_path), override]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / stage).exists()  # refused before any run directory
+
+
+@pytest.mark.parametrize(
+    "stage,name",
+    [
+        (s, n.stem)
+        for s in ("coldstart", "sft", "ptst")
+        for n in (Path(__file__).resolve().parent.parent / "configs" / s).glob("*.yaml")
+    ],
+)
+def test_every_shipped_config_passes_the_checks(stage, name):
+    from coldstart.config import ColdStartConfig
+    from rl.ptst.config import PTSTConfig
+    from rl.sft.config import SFTConfig
+
+    load_config({"coldstart": ColdStartConfig, "sft": SFTConfig, "ptst": PTSTConfig}[stage], f"{stage}/{name}")

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from PIL import Image
 
+from pipeline.config import check_ranges
 from pipeline.data.images import fit_pixels
 
 
@@ -49,8 +50,22 @@ class BackendConfig:
             raise ValueError(f"backend '{self.backend}' unknown; use openai, vllm or transformers")
         if self.backend == "openai" and not self.base_url:
             raise ValueError("backend openai needs base_url (e.g. http://127.0.0.1:8000/v1)")
-        if self.max_concurrency < 1:
-            raise ValueError("max_concurrency must be >= 1")
+        check_ranges(
+            self,
+            max_concurrency=(1, None),
+            timeout_s=(0.001, None),
+            max_retries=(0, None),
+            backoff_base_s=(0, None),
+            backoff_max_s=(0, None),
+            max_pixels=(1, None),
+            temperature=(0, 2),
+            top_p=(0.001, 1),
+            max_tokens=(1, None),
+            tensor_parallel_size=(1, None),
+            gpu_memory_utilization=(0.01, 1),
+            max_model_len=(1, None),
+            batch_size=(1, None),
+        )
         if self.image_detail not in (None, "auto", "low", "high"):
             raise ValueError(f"image_detail '{self.image_detail}' unknown; use auto, low or high (or leave it out)")
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pipeline.config import check_ranges
+
 LOSS_AGG_MODES = {"token-mean": "dapo", "seq-mean-token-mean": "grpo", "seq-mean-token-sum-norm": "dr_grpo"}
 
 
@@ -29,6 +31,16 @@ class RLData:
     min_pixels: int = 4 * 28 * 28
     reward: str = "hfrrf"  # a preset of rl/rewards (hfrrf, vlm_r1_rec, …) or "auto" per answer type
 
+    def __post_init__(self):
+        check_ranges(
+            self,
+            limit=(1, None),
+            val_limit=(1, None),
+            max_prompt_length=(1, None),
+            max_pixels=(1, None),
+            min_pixels=(1, None),
+        )
+
 
 @dataclass
 class GRPO:
@@ -47,6 +59,19 @@ class GRPO:
     system_prompt: str | None = None  # Vision-R1: none
 
     def __post_init__(self):
+        check_ranges(
+            self,
+            learning_rate=(0, 1),
+            prompts_per_step=(1, None),
+            mini_batch_prompts=(1, None),
+            micro_batch_per_gpu=(1, None),
+            clip_ratio_low=(0, 1),
+            clip_ratio_high=(0, None),
+            kl_coef=(0, None),
+            entropy_coeff=(0, None),
+            temperature=(0.001, 2),
+            top_p=(0.001, 1),
+        )
         if self.loss_agg_mode not in LOSS_AGG_MODES:
             raise ValueError(f"grpo.loss_agg_mode '{self.loss_agg_mode}' unknown; use one of {list(LOSS_AGG_MODES)}")
         if self.prompts_per_step % self.mini_batch_prompts:
@@ -73,6 +98,16 @@ class Cluster:
     gpu_memory_utilization: float = 0.6
     save_freq: int = 25
     extra_overrides: list[str] = field(default_factory=list)  # any further verl Hydra overrides
+
+    def __post_init__(self):
+        check_ranges(
+            self,
+            nnodes=(1, None),
+            n_gpus_per_node=(1, None),
+            tensor_model_parallel_size=(1, None),
+            gpu_memory_utilization=(0.01, 1),
+            save_freq=(1, None),
+        )
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pipeline.config import check_ranges
 from pipeline.models.parts import LANGUAGE_PROJECTIONS
 
 
@@ -27,6 +28,7 @@ class SFTData:
         for key in ("on_overflow", "on_mismatch"):
             if getattr(self, key) not in ("skip", "refuse"):
                 raise ValueError(f"data.{key} must be skip or refuse")
+        check_ranges(self, limit=(1, None), max_pixels=(1, None), min_pixels=(1, None), cutoff_len=(1, None))
 
 
 @dataclass
@@ -36,6 +38,9 @@ class LoRA:
     dropout: float = 0.05
     target_modules: list[str] = field(default_factory=lambda: list(LANGUAGE_PROJECTIONS))  # language model only
     merge: bool = True  # write a merged full checkpoint at the end (adapter kept beside it)
+
+    def __post_init__(self):
+        check_ranges(self, r=(1, None), alpha=(1, None), dropout=(0, 1))
 
 
 @dataclass
@@ -55,6 +60,22 @@ class Schedule:
     save_steps: int = 500
     save_total_limit: int = 2
     seed: int = 42
+
+    def __post_init__(self):
+        check_ranges(
+            self,
+            learning_rate=(0, 1),
+            num_train_epochs=(0, None),
+            max_steps=(-1, None),
+            per_device_batch_size=(1, None),
+            gradient_accumulation_steps=(1, None),
+            warmup_ratio=(0, 1),
+            weight_decay=(0, None),
+            max_grad_norm=(0, None),
+            logging_steps=(1, None),
+            save_steps=(1, None),
+            save_total_limit=(1, None),
+        )
 
 
 @dataclass
