@@ -124,8 +124,10 @@ def test_broken_json_array_names_line(tmp_path):
     (tmp_path / "data.json").write_text('[\n {"image_path": "a.png",\n  "problem": oops}\n]')
     m = Manifest.from_dict({"name": "t", "format": "visual_rft", "path": "data.json"}, base=tmp_path)
     with pytest.raises(DataError) as err:
-        read_manifest(m, strict=False)  # a broken array cannot be split into records: always an error
+        read_manifest(m)
     assert err.value.loc.line == 3 and "malformed JSON" in str(err.value)
+    result = read_manifest(m, strict=False)  # reported, never silent; the records around it are kept
+    assert not result.samples and [e.loc.line for e in result.rejects] == [3]
 
 
 def test_placeholder_count_mismatch(tmp_path):

@@ -198,3 +198,58 @@ def test_sharegpt_output_is_llamafactory_shaped(demo_dir, tmp_path):
         assert human["from"] == "human" and human["value"].count("<image>") == len(row["images"])
         assert gpt["value"] == s.meta["reference_solution"]
         assert all((tmp_path / p).is_file() for p in row["images"])
+
+
+def test_vlm_r1_gold_inside_answer_tags(fixtures):
+    # VLM-R1's multi-image mcq data writes the gold as <answer>A</answer>
+    multi = by_id(read(fixtures / "vlm_r1", format="vlm_r1", path="rec_refcoco_train.jsonl", image_root="."))["multi-2"]
+    assert (multi.answer, multi.answer_type, len(multi.images)) == ("A", "choice", 2)
+    assert multi.choices == ["the first image", "the second image"]
+
+
+def test_lmm_r1_messages_as_a_json_string(tmp_path):
+    """LMM-R1 / MM-EUREKA JSONL: `message` holds a JSON-encoded OpenAI message list with file:// image URLs
+    (layout: ../shared/reference/formats.md, "LMM-R1 / MM-EUREKA (OpenRLHF style)")."""
+    one, two = make_image(tmp_path / "imgs" / "a.png"), make_image(tmp_path / "imgs" / "b.png", "blue")
+
+    def line(i, images, text, answer):
+        content = [{"type": "image", "image": f"file://{p}"} for p in images] + [{"type": "text", "text": text}]
+        return json.dumps({"id": i, "message": json.dumps([{"role": "user", "content": content}]), "answer": answer})
+
+    rows = [
+        line("m1", [one], "How many red shapes are there?", "$\\boxed{3}$"),
+        line("m2", [one, two], "Which is blue?\nA. the first\nB. the second", "B"),
+        json.dumps({"id": "m3", "message": '[{"role": "user", "content": [', "answer": "1"}),
+    ]
+    (tmp_path / "train.jsonl").write_text("\n".join(rows) + "\n")
+    result = read_manifest(
+        Manifest.from_dict({"name": "mm", "format": "lmm_r1", "path": "train.jsonl", "image_root": "/"}, base=tmp_path),
+        strict=False,
+    )
+    got = by_id(result)
+    assert (got["m1"].answer, got["m1"].answer_type, got["m1"].question) == (
+        "3",
+        "number",
+        "How many red shapes are there?",
+    )
+    assert got["m1"].images == [str(one.resolve()).lstrip("/")] and len(got["m2"].images) == 2
+    assert (got["m2"].answer, got["m2"].answer_type) == ("B", "choice")
+    (bad,) = result.rejects
+    assert bad.field == "message" and "not a JSON message list" in bad.message and str(bad.loc).endswith(":3")
+
+
+def test_a_json_array_with_a_syntax_error_keeps_every_other_record(tmp_path):
+    rows = [{"id": f"r{i}", "problem": f"<image>Count {i}", "answer": str(i), "images": ["a.png"]} for i in range(5)]
+    make_image(tmp_path / "a.png")
+    text = json.dumps(rows, indent=2).replace('Count 2",', 'Count 2" oops,', 1)
+    (tmp_path / "data.json").write_text(text)
+    lenient = read_manifest(
+        Manifest.from_dict({"name": "arr", "format": "easyr1", "path": "data.json", "image_root": "."}, base=tmp_path),
+        strict=False,
+    )
+    assert [s.id for s in lenient.samples] == ["r0", "r1", "r3", "r4"]
+    (error,) = lenient.rejects
+    line = text.splitlines().index(next(x for x in text.splitlines() if "oops" in x)) + 1
+    assert str(error.loc) == f"{tmp_path / 'data.json'}:{line}" and "malformed JSON in record 2" in error.message
+    with pytest.raises(Exception, match="malformed JSON in record 2"):
+        read_manifest(Manifest.from_dict({"name": "arr", "format": "easyr1", "path": "data.json"}, base=tmp_path))

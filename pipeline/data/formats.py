@@ -19,6 +19,7 @@ from pipeline.errors import FieldError
 from pipeline.grading.blocks import answer_block, final_answer
 from pipeline.grading.boxes import BoxParseError, dumps_boxes, parse_bbox, parse_boxes
 from pipeline.grading.choices import extract_choices, gold_letter
+from pipeline.grading.normalize import clean_answer
 
 
 class SkipRecord(Exception):
@@ -303,6 +304,7 @@ def convert_vlm_r1(rec: dict, ctx: ConvertContext) -> Sample:
     images = _as_image_list(rec.get("image"), "image")
     conv = rec.get("conversations")
     question, answer, _ = _first_exchange(_turns(conv, "conversations")[:2], "conversations")
+    answer = answer_block(answer) or answer  # mcq and multi-image records write the gold as <answer>B</answer>
     method = rec.get("accu_reward_method")
     meta = {"accu_reward_method": method} if method else {}
     atype = VLM_R1_METHODS.get(method) if method else None
@@ -395,6 +397,42 @@ def convert_verl(rec: dict, ctx: ConvertContext) -> Sample:
     )
 
 
+def convert_lmm_r1(rec: dict, ctx: ConvertContext) -> Sample:
+    """LMM-R1 / MM-EUREKA (OpenRLHF style): `message` is a JSON-encoded OpenAI message list whose user content
+    holds `{"type": "image", "image": "file:///…"}` and text items; `answer` is often `$\\boxed{3}$`."""
+    raw = _get(rec, ctx.column("message", "message", "messages"), (str, list))
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise FieldError("message", f"not a JSON message list: {e.msg} at column {e.colno}") from None
+    if not isinstance(raw, list) or not all(isinstance(m, dict) for m in raw):
+        raise FieldError("message", "expected a list of {role, content} messages")
+    users = [m for m in raw if m.get("role") == "user"]
+    if not users:
+        raise FieldError("message", "no user message")
+    content = users[0].get("content")
+    parts = [{"type": "text", "text": content}] if isinstance(content, str) else content
+    if not isinstance(parts, list):
+        raise FieldError("message[user].content", f"expected a string or a list, got {type(content).__name__}")
+    images, texts = [], []
+    for i, part in enumerate(parts):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind in ("image", "image_url"):
+            ref = part.get("image") if kind == "image" else (part.get("image_url") or {}).get("url")
+            if not isinstance(ref, str) or not ref:
+                raise FieldError(f"message[user].content[{i}]", "image item without a path")
+            images.append(ref)
+        elif kind == "text" and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        else:
+            raise FieldError(f"message[user].content[{i}]", f"unknown content item {str(part)[:60]}")
+    answer = str(_get(rec, ctx.column("answer", "answer"), (str, int, float)))
+    answer = clean_answer(answer) or answer  # `$\\boxed{3}$` -> `3`
+    question = strip_image_placeholders("\n".join(texts))
+    return finish(ctx, id=record_id(rec, ctx), question=question, answer=answer, images=images)
+
+
 def convert_columns(rec: dict, ctx: ConvertContext) -> Sample:
     """Any table with question/answer/images columns (HF datasets on disk, R1-V parquet…); `fields` maps names.
     vr1's own HF datasets carry every Sample field as a column and are restored exactly."""
@@ -435,5 +473,6 @@ CONVERTERS: dict[str, Callable[[dict, ConvertContext], Sample]] = {
     "visual_rft": convert_visual_rft,
     "easyr1": convert_easyr1,
     "verl_parquet": convert_verl,
+    "lmm_r1": convert_lmm_r1,
     "columns": convert_columns,
 }

@@ -155,14 +155,54 @@ def _iter_jsonl(path: Path):
 
 
 def _iter_json_array(path: Path):
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        # A broken array cannot be split into records safely: the whole file is the error.
-        raise DataError(Loc(str(path), line=e.lineno), None, f"malformed JSON: {e.msg} at column {e.colno}") from None
-    for i, rec in enumerate(data):
-        loc = Loc(str(path), index=i)
+    """Records of a JSON array, one at a time. A syntax error becomes one DataError (line and column) and
+    reading goes on at the next record that starts where the array's records start (same indentation at the
+    start of a line), so one damaged record loses only itself; with no such place the rest of the file is that
+    one error."""
+    text = path.read_text(encoding="utf-8")
+    decoder = json.JSONDecoder()
+    pos = text.index("[") + 1
+    record_column = None
+    index = 0
+    while True:
+        pos = _skip_separators(text, pos)
+        if pos >= len(text) or text[pos] == "]":
+            return
+        loc = Loc(str(path), index=index)
+        try:
+            rec, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as e:
+            where = Loc(str(path), line=e.lineno)
+            yield where, DataError(where, None, f"malformed JSON in record {index}: {e.msg} at column {e.colno}")
+            index += 1
+            pos = _next_record_start(text, e.pos, record_column)
+            if pos is None:
+                return
+            continue
+        if record_column is None:
+            record_column = pos - (text.rfind("\n", 0, pos) + 1)
         yield loc, rec if isinstance(rec, dict) else _not_an_object(loc, rec)
+        index += 1
+        pos = end
+
+
+def _skip_separators(text: str, pos: int) -> int:
+    while pos < len(text) and (text[pos].isspace() or text[pos] == ","):
+        pos += 1
+    return pos
+
+
+def _next_record_start(text: str, after: int, column: int | None) -> int | None:
+    """The first `{` past `after` that opens a line at the records' indentation (None when there is none)."""
+    pos = text.find("\n", after)
+    while pos >= 0:
+        start = pos + 1
+        stripped = len(text[start:]) - len(text[start:].lstrip(" \t"))
+        brace = start + stripped
+        if brace < len(text) and text[brace] == "{" and (column is None or stripped == column):
+            return brace
+        pos = text.find("\n", start)
+    return None
 
 
 def _iter_parquet(path: Path):
