@@ -63,7 +63,7 @@ class FilterConfig:
         )
         unknown = set(self.rules) - set(RULES)
         if unknown:
-            raise ValueError(f"filter.rules: unknown rule(s) {sorted(unknown)}; known: {list(RULES)}")
+            raise ValueError(f"rules: unknown rule(s) {sorted(unknown)}; known: {list(RULES)}")
         self.rules = {r: self.rules.get(r, True) for r in RULES}
 
 

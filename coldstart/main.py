@@ -80,6 +80,9 @@ def run(args) -> int:
         raise Vr1Error("no samples to process (check data.manifests and rejects.jsonl)")
     LOG.info("cold start on %d samples; run directory %s", len(samples), run_dir.path)
     stores = {st.name: StepStore(run_dir.path / "steps" / f"{st.name}.jsonl", fsync=cfg.run.fsync) for st in steps}
+    stored = {name: len(store.ok) for name, store in stores.items() if store.ok}
+    if stored:
+        LOG.info("resuming: answers already stored %s; requests that did not change reuse them", stored)
     try:
         gen = asyncio.run(
             _generate(
@@ -91,6 +94,8 @@ def run(args) -> int:
     finally:
         for store in stores.values():
             store.close()
+    for role, stats in gen.stats.items():
+        LOG.info("%s: asked %d, reused %d stored answers, %d failed", role, stats.requests, stats.reused, stats.failed)
     records = build_records(samples, gen.results, cfg.filter)
     written = write_outputs(run_dir.path, samples, records, roots, cfg.output.sharegpt, cfg.output.hf)
     wall = time.perf_counter() - t0

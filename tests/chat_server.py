@@ -55,6 +55,7 @@ class ServerState:
     faults: tuple[str, ...] = FAULTS
     hang_s: float = 5.0
     always_fail_marker: str = "ALWAYS_FAIL"
+    reject_marker: str = "REJECT_400"  # answered 400 with a plain-text body, as some proxies and servers do
     cap: int | None = None  # max requests served at once (more wait: a server's batch limit)
     attempts: Counter = field(default_factory=Counter)
     served: int = 0
@@ -114,6 +115,8 @@ def make_app(state: ServerState) -> web.Application:
         prompt = _text_of(body["messages"])
         key = hashlib.sha256(json.dumps(body["messages"], sort_keys=True).encode()).hexdigest()
         state.attempts[key] += 1
+        if state.reject_marker in prompt:
+            return web.Response(status=400, text="max_tokens is too large: this model accepts at most 4096 tokens")
         fault = "500" if state.always_fail_marker in prompt else _fault(state, key)
         if sem:
             await sem.acquire()

@@ -225,3 +225,36 @@ def test_some_failed_samples_are_counted_with_their_cause(demo_dir, tmp_path, mo
     out = capsys.readouterr().out
     assert "failed 1 " in out and "failed 1x: pseudo_cot: gave up after 6 attempts; last: HTTP 500" in out
     assert latest_name(tmp_path / "runs") == "some"
+
+
+def test_run_log_tells_retries_give_ups_and_the_servers_words(demo_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("VR1_TEST_KEY", SECRET)
+    manifest = make_manifest(demo_dir, tmp_path, n=8, always_fail=3)
+    rows = (tmp_path / "data.jsonl").read_text().splitlines()
+    rows[5] = rows[5].replace('"question": "', '"question": "REJECT_400 ', 1)
+    (tmp_path / "data.jsonl").write_text("\n".join(rows) + "\n")
+    with ChatServer(ServerState(fault_rate=0.5, faults=("429", "500"))) as server:
+        cfg = make_config(tmp_path, manifest, server.base_url)
+        assert main(["coldstart", "--config", str(cfg), "--name", "story", "--runs-root", str(tmp_path / "runs")]) == 0
+    log = (tmp_path / "runs" / "coldstart" / "story" / "run.log").read_text()
+    assert "retrying in" in log and "attempt 1/6 failed (HTTP 429: rate limited)" in log
+    assert (
+        "demo-train-000003:pseudo_cot: failed for good: gave up after 6 attempts; last: HTTP 500: internal error" in log
+    )
+    rejected = "demo-train-000005:pseudo_cot: failed for good: HTTP 400: max_tokens is too large"
+    assert rejected in log and "(not retried" in log
+    records = {r["id"]: r for r in read_jsonl(tmp_path / "runs" / "coldstart" / "story" / "coldstart.jsonl")}
+    assert "max_tokens is too large" in records["demo-train-000005"]["reasons"][0]["reason"]
+    assert SECRET not in log
+
+
+def test_a_resume_says_what_it_reused(demo_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("VR1_TEST_KEY", SECRET)
+    manifest = make_manifest(demo_dir, tmp_path, n=3)
+    with ChatServer(ServerState()) as server:
+        cfg = make_config(tmp_path, manifest, server.base_url)
+        args = ["coldstart", "--config", str(cfg), "--name", "again", "--runs-root", str(tmp_path / "runs")]
+        assert main(args) == 0 and main(args) == 0
+    log = (tmp_path / "runs" / "coldstart" / "again" / "run.log").read_text()
+    assert "resuming: answers already stored {'pseudo_cot': 3, 'description': 3, 'reasoning': 3}" in log
+    assert "vlm: asked 0, reused 6 stored answers, 0 failed" in log

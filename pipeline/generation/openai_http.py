@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import os
 import random
 import time
@@ -18,9 +19,19 @@ import openai
 from pipeline.errors import ConfigError
 from pipeline.generation.base import BackendConfig, ChatRequest, Completion, GenerationError, image_part
 from pipeline.grading.blocks import split_think
-from pipeline.progress import scrub, secret_values
+from pipeline.progress import LOG, scrub, secret_values
 
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+def server_detail(e: openai.APIStatusError) -> str:
+    """What the server said about the error: its JSON `message` (OpenAI and vLLM layouts) or its plain-text
+    body; the client's own text is only "Error code: N"."""
+    body = e.body
+    if isinstance(body, dict):
+        body = body.get("message") or body.get("detail") or json.dumps(body)
+    text = str(body or "").strip() or str(e.message)
+    return " ".join(text.split())[:300]
 
 
 def retry_after_s(headers) -> float | None:
@@ -100,9 +111,9 @@ class OpenAIBackend:
                         model=resp.model or self.model,
                     )
             except openai.APIStatusError as e:
-                last = f"HTTP {e.status_code}: {str(e.message)[:200]}"
+                last = f"HTTP {e.status_code}: {server_detail(e)}"
                 if e.status_code not in RETRYABLE_STATUS:
-                    raise GenerationError(scrub(last, self._secrets), attempt + 1) from None
+                    return self._give_up(request, f"{last} (not retried: the server refused the request)", attempt)
                 hint = retry_after_s(e.response.headers)
             except openai.APITimeoutError:
                 last = f"timed out after {self.cfg.timeout_s:g}s"
@@ -111,11 +122,25 @@ class OpenAIBackend:
             except (openai.APIResponseValidationError, ValueError, KeyError, AttributeError, TypeError) as e:
                 last = f"malformed response: {type(e).__name__}: {str(e)[:120]}"
             if attempt < self.cfg.max_retries:
-                await asyncio.sleep(self._backoff(attempt, hint))
-        raise GenerationError(
-            scrub(f"gave up after {self.cfg.max_retries + 1} attempts; last: {last}", self._secrets),
-            self.cfg.max_retries + 1,
+                wait = self._backoff(attempt, hint)
+                LOG.warning(
+                    "%s: attempt %d/%d failed (%s); retrying in %.2fs",
+                    request.key,
+                    attempt + 1,
+                    self.cfg.max_retries + 1,
+                    scrub(last, self._secrets),
+                    wait,
+                )
+                await asyncio.sleep(wait)
+        return self._give_up(
+            request, f"gave up after {self.cfg.max_retries + 1} attempts; last: {last}", self.cfg.max_retries
         )
+
+    def _give_up(self, request: ChatRequest, reason: str, attempt: int):
+        """Log why the request failed for good (the server's own words, secrets scrubbed) and raise."""
+        reason = scrub(reason, self._secrets)
+        LOG.error("%s: failed for good: %s", request.key, reason)
+        raise GenerationError(reason, attempt + 1)
 
     async def aclose(self) -> None:
         await self.client.close()
