@@ -24,8 +24,9 @@ class VerdictCounts:
         for bucket in (self.total, self.by_source.setdefault(rec.get("source", "?"), _bucket())):
             bucket["total"] += 1
             bucket[rec["verdict"]] += 1
-            for r in rec.get("reasons") or []:
-                bucket["by_rule"][r["rule"]] += 1
+            if rec["verdict"] == "dropped":  # a failed sample was never filtered: its cause is not a drop rule
+                for r in rec.get("reasons") or []:
+                    bucket["by_rule"][r["rule"]] += 1
         for e in rec.get("edits") or []:
             self.edits[e["rule"]] += e["count"]
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from collections import Counter
 from pathlib import Path
 
 from coldstart.config import ColdStartConfig
@@ -13,6 +11,7 @@ from coldstart.output import build_records, filter_report, write_outputs
 from coldstart.runner import Generation, uid
 from coldstart.steps import load_steps
 from coldstart.store import StepStore
+from coldstart.summary import invocation, read_previous, run_summary, summary_lines
 from pipeline.config import CONFIG_DIR, load_config, to_dict
 from pipeline.data.manifest import Manifest, read_manifest
 from pipeline.errors import ConfigError, Vr1Error
@@ -73,7 +72,7 @@ def run(args) -> int:
     run_dir = create_run_dir(
         "coldstart", to_dict(cfg), name=args.name, root=args.runs_root, secret_env_names=secret_envs
     )
-    t0 = time.perf_counter()
+    started, t0 = time.time(), time.perf_counter()
     steps = load_steps({name: str(project_path(p)) for name, p in vars(cfg.prompts).items()})
     samples, roots, n_rejects = load_samples(cfg, run_dir.path)
     if not samples:
@@ -98,22 +97,11 @@ def run(args) -> int:
         LOG.info("%s: asked %d, reused %d stored answers, %d failed", role, stats.requests, stats.reused, stats.failed)
     records = build_records(samples, gen.results, cfg.filter)
     written = write_outputs(run_dir.path, samples, records, roots, cfg.output.sharegpt, cfg.output.hf)
-    wall = time.perf_counter() - t0
-    report = filter_report(records)
-    summary = {
-        "samples": len(samples),
-        "kept": report["kept"],
-        "dropped": report["dropped"],
-        "failed": report["failed"],
-        "failed_by_cause": failure_causes(records),
-        "rejected_records": n_rejects,
-        "wall_s": round(wall, 2),
-        "samples_per_s": round(len(samples) / wall, 3),
-        "roles": {role: vars(s) for role, s in gen.stats.items()},
-        "outputs": {k: str(v) for k, v in written.items()},
-    }
+    this = invocation(started, time.perf_counter() - t0, len(samples), {r: vars(s) for r, s in gen.stats.items()})
+    extra = {"rejected_records": n_rejects, "outputs": {k: str(v) for k, v in written.items()}}
+    summary = run_summary(read_previous(run_dir.file("summary.json")), this, records, filter_report(records), extra)
     write_json(run_dir.file("summary.json"), summary)
-    _print_summary(summary, report, run_dir.path)
+    print("\n".join(summary_lines(summary, run_dir.path)), flush=True)  # noqa: T201 - the command's closing summary
     if summary["failed"] == len(samples):
         cause, n = next(iter(summary["failed_by_cause"].items()))
         raise Vr1Error(
@@ -122,31 +110,3 @@ def run(args) -> int:
         )
     run_dir.mark_latest()
     return 0
-
-
-def failure_causes(records: list[dict]) -> dict[str, int]:
-    """Why samples failed (the step and the last error), most frequent first."""
-    causes = Counter(r["reasons"][0]["reason"] for r in records if r["verdict"] == "failed" and r["reasons"])
-    return dict(causes.most_common())
-
-
-def _print_summary(summary: dict, report: dict, path: Path) -> None:
-    lines = [
-        f"cold start: {summary['samples']} samples -> kept {summary['kept']}, dropped {summary['dropped']}, "
-        f"failed {summary['failed']} in {summary['wall_s']:.1f}s ({summary['samples_per_s']:.2f} samples/s)"
-    ]
-    for role, s in summary["roles"].items():
-        lines.append(
-            f"  {role:<8} requests {s['requests']} (reused {s['reused']}, failed {s['failed']}, retries "
-            f"{s['retries']}), tokens in {s['prompt_tokens']} / out {s['completion_tokens']}"
-        )
-    if report["by_rule"]:
-        lines.append("  drops by rule: " + json.dumps(report["by_rule"]))
-    for cause, n in list(summary["failed_by_cause"].items())[:3]:
-        lines.append(f"  failed {n}x: {cause}")
-    lines.append(
-        f"  wrote {path}/: coldstart.jsonl, dropped.jsonl, filter_report.json, summary.json, steps/"
-        + (", cold_start.json" if "sharegpt" in summary["outputs"] else "")
-        + (", cold_start_hf/" if "hf" in summary["outputs"] else "")
-    )
-    print("\n".join(lines), flush=True)  # noqa: T201 - the command's closing summary

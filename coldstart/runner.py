@@ -18,13 +18,18 @@ from pipeline.progress import progress
 
 @dataclass
 class RoleStats:
+    """One role's work in one invocation. `generating_s` is the servers' time on the answers (each answered
+    request's own latency); `waiting_s` is the rest of the time spent in requests: queueing for a slot, backoff
+    between retries, attempts that failed."""
+
     requests: int = 0
     reused: int = 0
     failed: int = 0
     retries: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    busy_s: float = 0.0
+    generating_s: float = 0.0
+    waiting_s: float = 0.0
 
 
 @dataclass
@@ -96,7 +101,9 @@ class Generation:
                 stats.retries += completion.attempts - 1
                 stats.prompt_tokens += completion.prompt_tokens
                 stats.completion_tokens += completion.completion_tokens
-            stats.busy_s += time.perf_counter() - t0
+                stats.generating_s += completion.latency_s
+            in_request = time.perf_counter() - t0
+            stats.waiting_s += max(0.0, in_request - (completion.latency_s if rec["status"] == "ok" else 0.0))
             store.append(rec)
         self.bars[step.name].update(1)
         if rec["status"] != "ok":

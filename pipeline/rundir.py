@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,10 +68,21 @@ def create_run_dir(
     except BlockingIOError:
         lock.close()
         raise Vr1Error(f"another vr1 {stage} is running in {path}; wait for it, or choose another --name") from None
+    _sweep_temporaries(path)
     atomic_write_text(path / "config.yaml", dump_yaml(config))
     run = RunDir(stage, name, path, lock)
     setup_logging(run.log_file, secret_env_names=secret_env_names)
     return run
+
+
+def _sweep_temporaries(path: Path) -> None:
+    """Remove what an interrupted command left behind (atomic writes' temporaries): with the lock held, nobody
+    else is writing here."""
+    for leftover in [*path.glob(".*.tmp"), *path.glob(".*.old-*")]:
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
 
 
 def latest_run(stage: str, root: str | Path = "runs") -> Path:

@@ -168,7 +168,9 @@ def test_changing_a_request_setting_reasks_exactly_the_affected_requests(demo_di
             == n
         )
     summary = json.loads((tmp_path / "runs" / "coldstart" / "keys" / "summary.json").read_text())
-    assert summary["roles"]["vlm"]["reused"] == 2 * n and summary["roles"]["reasoner"]["requests"] == n
+    this = summary["invocations"][-1]["roles"]
+    assert this["vlm"]["reused"] == 2 * n and this["reasoner"]["requests"] == n
+    assert len(summary["invocations"]) == 8 and summary["roles"]["reasoner"]["requests"] == 3 * n  # cumulative
 
 
 def latest_name(runs: Path) -> str | None:
@@ -258,3 +260,27 @@ def test_a_resume_says_what_it_reused(demo_dir, tmp_path, monkeypatch):
     log = (tmp_path / "runs" / "coldstart" / "again" / "run.log").read_text()
     assert "resuming: answers already stored {'pseudo_cot': 3, 'description': 3, 'reasoning': 3}" in log
     assert "vlm: asked 0, reused 6 stored answers, 0 failed" in log
+
+
+def test_the_summary_describes_the_run_across_resumes(demo_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("VR1_TEST_KEY", SECRET)
+    manifest = make_manifest(demo_dir, tmp_path, n=4, always_fail=1)
+    run = tmp_path / "runs" / "coldstart" / "twice"
+    with ChatServer(ServerState(latency_s=0.02)) as server:
+        cfg = make_config(tmp_path, manifest, server.base_url, retry_failed=True)
+        args = ["coldstart", "--config", str(cfg), "--name", "twice", "--runs-root", str(tmp_path / "runs")]
+        assert main(args) == 0
+        (run / ".coldstart.jsonl.x1y2.tmp").mkdir()  # what a kill during an atomic write leaves
+        assert main(args) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert [summary[k] for k in ("samples", "kept", "dropped", "failed")] == [4, 3, 0, 1]
+    assert "generation" not in summary["dropped_by_rule"]  # a failed sample is not a filter drop
+    assert "generation" not in json.loads((run / "filter_report.json").read_text())["by_rule"]
+    assert list(summary["failed_by_cause"].values()) == [1] and "HTTP 500" in next(iter(summary["failed_by_cause"]))
+    assert len(summary["invocations"]) == 2 and summary["requests_failed"] == 2  # the failed sample, asked twice
+    first, second = (inv["roles"] for inv in summary["invocations"])
+    assert summary["requests_answered"] == first["vlm"]["requests"] + first["reasoner"]["requests"] == 9
+    assert second["vlm"]["reused"] == 6 and second["reasoner"]["reused"] == 3
+    assert 0.02 * 9 <= summary["generating_s"] and summary["waiting_s"] >= 0
+    assert summary["wall_s"] == round(sum(inv["wall_s"] for inv in summary["invocations"]), 2)
+    assert not list(run.glob(".*.tmp"))  # temporaries never outlive the command
