@@ -56,6 +56,9 @@ class ServerState:
     hang_s: float = 5.0
     always_fail_marker: str = "ALWAYS_FAIL"
     reject_marker: str = "REJECT_400"  # answered 400 with a plain-text body, as some proxies and servers do
+    streamed: int = 0  # requests answered as a stream
+    stream_cut: int = 0  # cut each streamed answer this many times mid-stream before letting it through
+    attempts_streamed: Counter = field(default_factory=Counter)
     cap: int | None = None  # max requests served at once (more wait: a server's batch limit)
     attempts: Counter = field(default_factory=Counter)
     served: int = 0
@@ -106,6 +109,46 @@ def _fault(state: ServerState, key: str) -> str | None:
     return None
 
 
+async def _stream(request, state: ServerState, body: dict, content: str, reasoning: str | None, fault, prompt):
+    """Server-sent events as vLLM writes them: a role chunk, reasoning then content in small deltas, a final
+    chunk with finish_reason, a usage chunk when asked for, then [DONE]. A `drop` fault cuts the stream midway."""
+    state.streamed += 1
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await resp.prepare(request)
+    base = {
+        "id": f"chatcmpl-{state.served}",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": body["model"],
+    }
+
+    async def send(delta: dict, finish=None, **extra) -> None:
+        chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+        await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
+
+    await send({"role": "assistant", "content": ""})
+    pieces = [("reasoning_content", reasoning[i : i + 16]) for i in range(0, len(reasoning or ""), 16)]
+    pieces += [("content", content[i : i + 16]) for i in range(0, len(content), 16)]
+    for n, (key, text) in enumerate(pieces):
+        if state.stream_cut and n == len(pieces) // 2 and state.attempts_streamed[prompt] < state.stream_cut:
+            state.attempts_streamed[prompt] += 1
+            request.transport.close()  # the connection dies mid-answer
+            return resp
+        await send({key: text})
+        await asyncio.sleep(0)
+    await send({}, finish="stop")
+    if (body.get("stream_options") or {}).get("include_usage"):
+        usage = {
+            "prompt_tokens": len(prompt.split()),
+            "completion_tokens": len(content.split()),
+            "total_tokens": len(prompt.split()) + len(content.split()),
+        }
+        await resp.write(f"data: {json.dumps({**base, 'choices': [], 'usage': usage})}\n\n".encode())
+    await resp.write(b"data: [DONE]\n\n")
+    await resp.write_eof()
+    return resp
+
+
 def make_app(state: ServerState) -> web.Application:
     sem = asyncio.Semaphore(state.cap) if state.cap else None
 
@@ -145,6 +188,8 @@ def make_app(state: ServerState) -> web.Application:
             if fault == "empty":
                 content, reasoning = "", None
             state.served += 1
+            if body.get("stream"):
+                return await _stream(request, state, body, content, reasoning, fault=fault, prompt=prompt)
             message = {"role": "assistant", "content": content}
             if reasoning is not None:
                 message["reasoning_content"] = reasoning

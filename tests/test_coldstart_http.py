@@ -284,3 +284,33 @@ def test_the_summary_describes_the_run_across_resumes(demo_dir, tmp_path, monkey
     assert 0.02 * 9 <= summary["generating_s"] and summary["waiting_s"] >= 0
     assert summary["wall_s"] == round(sum(inv["wall_s"] for inv in summary["invocations"]), 2)
     assert not list(run.glob(".*.tmp"))  # temporaries never outlive the command
+
+
+def test_streaming_gives_the_same_run_and_survives_a_cut_stream(demo_dir, tmp_path, monkeypatch):
+    """stream: true per role against a server sending server-sent events (reasoning deltas included); a stream
+    cut midway is retried; the answers equal the non-streamed run's, and switching streaming on reuses them."""
+    monkeypatch.setenv("VR1_TEST_KEY", SECRET)
+    manifest = make_manifest(demo_dir, tmp_path, n=4)
+    runs = tmp_path / "runs"
+    state = ServerState(stream_cut=1)
+    with ChatServer(state) as server:
+        cfg = make_config(tmp_path, manifest, server.base_url)
+        streamed = ["vlm.stream=true", "reasoner.stream=true"]
+        assert main(["coldstart", "--config", str(cfg), "--name", "streamed", "--runs-root", str(runs), *streamed]) == 0
+        assert state.streamed == 2 * 12  # every request cut once, then answered whole
+        assert main(["coldstart", "--config", str(cfg), "--name", "whole", "--runs-root", str(runs)]) == 0
+        served = state.served
+        assert main(["coldstart", "--config", str(cfg), "--name", "whole", "--runs-root", str(runs), *streamed]) == 0
+        assert state.served == served  # streaming changes how an answer arrives, not the request: all reused
+
+    def answers(name):
+        return [
+            (r["id"], r["pseudo_cot"], r["description"], r["reasoning"]["thinking"], r["final_answer"], r["verdict"])
+            for r in read_jsonl(runs / "coldstart" / name / "coldstart.jsonl")
+        ]
+
+    assert answers("streamed") == answers("whole") and all(a[3] for a in answers("streamed"))
+    log = (runs / "coldstart" / "streamed" / "run.log").read_text()
+    assert "connection error" in log and "retrying in" in log
+    summary = json.loads((runs / "coldstart" / "streamed" / "summary.json").read_text())
+    assert summary["roles"]["reasoner"]["completion_tokens"] > 0 and summary["roles"]["vlm"]["retries"] == 8

@@ -36,6 +36,7 @@ class BackendConfig:
     max_tokens: int = 4096
     seed: int | None = None
     extra_body: dict = field(default_factory=dict)  # passed through to the server (e.g. chat_template_kwargs)
+    stream: bool = False  # openai: receive the answer as it is written (long reasoning behind idle-timeout proxies)
     # vllm offline
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float = 0.9

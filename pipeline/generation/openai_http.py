@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import importlib
 import json
 import os
 import random
 import time
+from dataclasses import dataclass
 
 import openai
 
@@ -22,6 +24,35 @@ from pipeline.grading.blocks import split_think
 from pipeline.progress import LOG, scrub, secret_values
 
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """The HTTP library's transport errors (openai uses httpx or, in newer releases, httpx2): a streamed answer's
+    connection failing midway raises them while the chunks are read."""
+    errors = []
+    for name in ("httpx2", "httpx"):
+        try:
+            errors.append(importlib.import_module(name).TransportError)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(errors)
+
+
+TRANSPORT_ERRORS = _transport_errors()
+
+
+class StreamCut(Exception):
+    """A stream that ended without a finish reason."""
+
+
+@dataclass
+class _Answer:
+    text: str = ""
+    reasoning: str | None = None
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    model: str | None = None
 
 
 def server_detail(e: openai.APIStatusError) -> str:
@@ -87,28 +118,20 @@ class OpenAIBackend:
             try:
                 async with self._sem:
                     t0 = time.perf_counter()  # the request's own latency, not the wait for a slot
-                    resp = await self.client.chat.completions.create(
-                        model=self.model, messages=messages, extra_body=self.cfg.extra_body or None, **sampling
-                    )
-                choice = resp.choices[0] if resp.choices else None
-                msg = choice.message if choice else None
-                text = (msg.content or "") if msg else ""
-                extra = (msg.model_extra or {}) if msg else {}
-                reasoning = extra.get("reasoning_content") or extra.get("reasoning") or None
-                text, reasoning = split_think(text, reasoning)
+                    answer = await (self._streamed if self.cfg.stream else self._whole)(messages, sampling)
+                text, reasoning = split_think(answer.text, answer.reasoning)
                 if not text.strip() and not (reasoning or "").strip():
                     last = "empty content in the response"
                 else:
-                    usage = resp.usage
                     return Completion(
                         text=text,
                         reasoning=reasoning,
-                        finish_reason=choice.finish_reason or "stop",
-                        prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-                        completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+                        finish_reason=answer.finish_reason or "stop",
+                        prompt_tokens=answer.prompt_tokens,
+                        completion_tokens=answer.completion_tokens,
                         latency_s=time.perf_counter() - t0,
                         attempts=attempt + 1,
-                        model=resp.model or self.model,
+                        model=answer.model or self.model,
                     )
             except openai.APIStatusError as e:
                 last = f"HTTP {e.status_code}: {server_detail(e)}"
@@ -117,7 +140,7 @@ class OpenAIBackend:
                 hint = retry_after_s(e.response.headers)
             except openai.APITimeoutError:
                 last = f"timed out after {self.cfg.timeout_s:g}s"
-            except openai.APIConnectionError as e:
+            except (openai.APIConnectionError, StreamCut, *TRANSPORT_ERRORS) as e:  # a stream can die midway
                 last = f"connection error: {type(e.__cause__ or e).__name__}"
             except (openai.APIResponseValidationError, ValueError, KeyError, AttributeError, TypeError) as e:
                 last = f"malformed response: {type(e).__name__}: {str(e)[:120]}"
@@ -135,6 +158,52 @@ class OpenAIBackend:
         return self._give_up(
             request, f"gave up after {self.cfg.max_retries + 1} attempts; last: {last}", self.cfg.max_retries
         )
+
+    async def _whole(self, messages: list[dict], sampling: dict) -> _Answer:
+        resp = await self.client.chat.completions.create(
+            model=self.model, messages=messages, extra_body=self.cfg.extra_body or None, **sampling
+        )
+        choice = resp.choices[0] if resp.choices else None
+        msg = choice.message if choice else None
+        extra = (msg.model_extra or {}) if msg else {}
+        usage = resp.usage
+        return _Answer(
+            text=(msg.content or "") if msg else "",
+            reasoning=extra.get("reasoning_content") or extra.get("reasoning") or None,
+            finish_reason=choice.finish_reason if choice else None,
+            prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+            completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+            model=resp.model,
+        )
+
+    async def _streamed(self, messages: list[dict], sampling: dict) -> _Answer:
+        """The same answer received as server-sent events: content and reasoning deltas joined, the finish reason
+        from the last choice, token counts from the usage chunk. A stream that ends without a finish reason was
+        cut: it is retried like a dropped connection."""
+        stream = await self.client.chat.completions.create(
+            model=self.model,
+            messages=messages,
+            extra_body=self.cfg.extra_body or None,
+            stream=True,
+            stream_options={"include_usage": True},
+            **sampling,
+        )
+        text, reasoning, answer = [], [], _Answer()
+        async for chunk in stream:
+            answer.model = chunk.model or answer.model
+            if chunk.usage:
+                answer.prompt_tokens = chunk.usage.prompt_tokens or 0
+                answer.completion_tokens = chunk.usage.completion_tokens or 0
+            for choice in chunk.choices:
+                delta = choice.delta
+                text.append(delta.content or "")
+                extra = delta.model_extra or {}
+                reasoning.append(extra.get("reasoning_content") or extra.get("reasoning") or "")
+                answer.finish_reason = choice.finish_reason or answer.finish_reason
+        if answer.finish_reason is None:
+            raise StreamCut("the stream ended before the answer did")
+        answer.text, answer.reasoning = "".join(text), "".join(reasoning) or None
+        return answer
 
     def _give_up(self, request: ChatRequest, reason: str, attempt: int):
         """Log why the request failed for good (the server's own words, secrets scrubbed) and raise."""
