@@ -111,7 +111,7 @@ def one_seed(
             "device": "cpu",
             "data": {
                 "manifests": [str(train_manifest)],
-                "include_reference_solutions": True,
+                "target": "reference_solution",
                 "cutoff_len": 512,
                 "max_pixels": 12544,
             },

@@ -11,6 +11,7 @@ import difflib
 import re
 import types
 import typing
+import warnings
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -137,6 +138,7 @@ def build(cls: type[T], data: dict, prefix: str = "") -> T:
     """Instantiate dataclass `cls` from a plain dict, checking every key and type."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    data = _renamed(cls, data, prefix)
     kwargs = {}
     for key, value in data.items():
         if key not in fields:
@@ -152,6 +154,26 @@ def build(cls: type[T], data: dict, prefix: str = "") -> T:
         raise ConfigError(f"{prefix or cls.__name__}: {e}") from None
     except ValueError as e:
         raise ConfigError(f"{prefix}{e}" if prefix else str(e)) from None
+
+
+def _renamed(cls: type, data: dict, prefix: str) -> dict:
+    """Keys a release renamed keep working for one more release, with a warning that says the new spelling.
+    A dataclass lists them as `RENAMED = {old: (new, value -> new value)}`."""
+    renamed = getattr(cls, "RENAMED", {})
+    if not renamed or not renamed.keys() & data.keys():
+        return data
+    data = dict(data)
+    for old, (new, convert) in renamed.items():
+        if old in data:
+            value = convert(data.pop(old))
+            warnings.warn(
+                f"config key '{prefix}{old}' is deprecated and goes away in the next release; "
+                f"write '{prefix}{new}: {value}' instead",
+                FutureWarning,
+                stacklevel=4,
+            )
+            data.setdefault(new, value)
+    return data
 
 
 def load_config(cls: type[T], ref: str | Path | None = None, overrides: list[str] | None = None) -> T:

@@ -292,3 +292,45 @@ def test_paper_config_composes():
     accel = yaml.safe_load(open(cfg.launcher.accelerate_config))
     ds = json.load(open(accel["deepspeed_config"]["deepspeed_config_file"]))
     assert accel["num_processes"] == 8 and ds["zero_optimization"]["stage"] == 3
+
+
+def test_sft_targets_are_explicit(tiny_models, demo_dir, tmp_path, capsys):
+    from pipeline.config import load_config
+    from rl.sft.config import SFTConfig
+    from rl.sft.data import load_examples
+
+    model = tiny_models["qwen2_5_vl"]
+    # plain question/answer data under the default target: one clear line, no traceback, latest unmoved
+    assert main(sft_args(tmp_path, model, "none", "data.target=coldstart", demo_dir=demo_dir)) == 2
+    err = capsys.readouterr().err
+    assert "has a training target: no training target for data.target=coldstart" in err
+    assert "data.target=answer" in err and "Traceback" not in err and not (tmp_path / "sft" / "latest").exists()
+
+    cfg = load_config(
+        SFTConfig,
+        "sft/demo",
+        [
+            f"data.manifests=[{demo_dir / 'manifest_train.yaml'}]",
+            "data.coldstart_runs=[]",
+            "data.target=answer",
+            "data.limit=3",
+        ],
+    )
+    examples, skipped = load_examples(cfg.data)
+    golds = [json.loads(x)["answer"] for x in (demo_dir / "train.jsonl").read_text().splitlines()[:3]]
+    assert not skipped and [e.response for e in examples] == [f"<answer>{g}</answer>" for g in golds]
+    assert (
+        main(sft_args(tmp_path, model, "answers", "data.target=answer", "schedule.max_steps=1", demo_dir=demo_dir)) == 0
+    )
+    assert (tmp_path / "sft" / "latest").resolve().name == "answers"
+
+
+def test_the_renamed_target_key_still_works_with_a_warning(demo_dir):
+    from pipeline.config import load_config
+    from rl.sft.config import SFTConfig
+
+    with pytest.warns(
+        FutureWarning, match="'data.include_reference_solutions' is deprecated.*'data.target: reference_solution'"
+    ):
+        cfg = load_config(SFTConfig, None, ["data.include_reference_solutions=true"])
+    assert cfg.data.target == "reference_solution"

@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from pipeline.config import check_ranges
 from pipeline.models.parts import LANGUAGE_PROJECTIONS
 
+TARGETS = ("coldstart", "reference_solution", "answer")
+
 
 @dataclass
 class SFTData:
-    """Training data: cold-start runs and/or manifests. Each sample's target is its `response` (a cold-start
-    set), else its `reference_response` (a published SFT set), else, when `include_reference_solutions`, its
-    programmatic `reference_solution` (the demo set)."""
+    """Training data: cold-start runs and/or manifests, and what each sample trains on (`target`):
+    `coldstart`: its `response` (a cold-start set) or `reference_response` (a published SFT set such as
+    Vision-R1-cold); `reference_solution`: those, else its `meta.reference_solution` (the demo set's programmatic
+    solutions); `answer`: the gold answer written into `answer_template` (plain question/answer data)."""
+
+    RENAMED: ClassVar[dict] = {
+        "include_reference_solutions": ("target", lambda on: "reference_solution" if on else "coldstart")
+    }
 
     coldstart_runs: list[str] = field(default_factory=list)  # run dirs, or "latest" for runs/coldstart/latest
     manifests: list[str] = field(default_factory=list)
-    include_reference_solutions: bool = False
+    target: str = "coldstart"  # coldstart | reference_solution | answer
+    answer_template: str = "<answer>{answer}</answer>"  # the assistant turn for target: answer
     limit: int | None = None
     max_pixels: int = 1280 * 28 * 28
     min_pixels: int = 4 * 28 * 28
@@ -25,6 +34,10 @@ class SFTData:
     on_mismatch: str = "skip"  # skip | refuse: samples whose image tokens do not match their image features
 
     def __post_init__(self):
+        if self.target not in TARGETS:
+            raise ValueError(f"target '{self.target}' unknown; use one of {', '.join(TARGETS)}")
+        if "{answer}" not in self.answer_template:
+            raise ValueError("answer_template must contain {answer}, where the gold answer goes")
         for key in ("on_overflow", "on_mismatch"):
             if getattr(self, key) not in ("skip", "refuse"):
                 raise ValueError(f"data.{key} must be skip or refuse")

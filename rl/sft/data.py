@@ -28,11 +28,21 @@ class SFTExample:
         return {"uid": self.uid, "images": self.images, "prompt": self.prompt, "response": self.response}
 
 
-def _response(meta: dict, include_reference: bool) -> str | None:
-    for key in RESPONSE_KEYS + (("reference_solution",) if include_reference else ()):
-        if isinstance(meta.get(key), str) and meta[key].strip():
-            return meta[key]
+def training_target(sample, cfg: SFTData) -> str | None:
+    """What `sample` trains on under `cfg.target` (see SFTData), or None when it has no such target."""
+    if cfg.target == "answer":
+        return cfg.answer_template.replace("{answer}", sample.answer)
+    keys = RESPONSE_KEYS + (("reference_solution",) if cfg.target == "reference_solution" else ())
+    for key in keys:
+        value = sample.meta.get(key)
+        if isinstance(value, str) and value.strip():
+            return value
     return None
+
+
+def no_target_reason(cfg: SFTData) -> str:
+    keys = RESPONSE_KEYS + (("reference_solution",) if cfg.target == "reference_solution" else ())
+    return f"no training target for data.target={cfg.target} (no {' / '.join(keys)})"
 
 
 def _coldstart_dir(ref: str, runs_root: str | Path) -> Path:
@@ -66,9 +76,9 @@ def load_examples(cfg: SFTData, runs_root: str | Path = "runs") -> tuple[list[SF
             skipped.append({"uid": None, "reason": str(e)})
         for s in result.samples:
             uid = f"{m.name}/{s.source}/{s.id}"
-            response = _response(s.meta, cfg.include_reference_solutions)
+            response = training_target(s, cfg)
             if response is None:
-                skipped.append({"uid": uid, "reason": "no response to train on"})
+                skipped.append({"uid": uid, "reason": no_target_reason(cfg)})
                 continue
             images = [str(resolve_image(m.image_root, rel, "images")) for rel in s.images]
             examples.append(SFTExample(uid, images, s.question, response))

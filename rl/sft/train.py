@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from pipeline.config import build
+from pipeline.errors import Vr1Error
 from pipeline.io import write_json
 from pipeline.progress import LOG, setup_logging
 from rl.sft.config import SFTConfig
@@ -35,6 +36,18 @@ def _device_args(cfg: SFTConfig) -> dict:
 
     use_cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
     return {"use_cpu": use_cpu}
+
+
+def nothing_to_train(data, examples: list, skipped: list[dict], offenders: list[dict], report: Path) -> str:
+    """One line that says why no sample is left to train on, and what to do about it."""
+    if not examples:
+        why = skipped[0]["reason"] if skipped else "the data is empty"
+        return (
+            f"none of the {len(skipped)} samples has a training target: {why}; for plain question/answer data set "
+            "data.target=answer (the gold answer in data.answer_template), for the demo set "
+            "data.target=reference_solution"
+        )
+    return f"every one of the {len(examples)} samples was left out by the preflight (see {report})"
 
 
 def train(cfg: SFTConfig, run_dir: Path, runs_root: str | Path = "runs") -> dict:
@@ -67,7 +80,7 @@ def train(cfg: SFTConfig, run_dir: Path, runs_root: str | Path = "runs") -> dict
         {"examples": len(examples), "trainable": len(rows), "no_target": skipped, "offenders": offenders},
     )
     if not rows:
-        raise ValueError("no trainable samples after preflight (see preflight.json)")
+        raise Vr1Error(nothing_to_train(cfg.data, examples, skipped, offenders, run_dir / "preflight.json"))
     rope_index = getattr(model.model, "get_rope_index", None)
     model, trainable = apply_mode(model, cfg.mode, cfg.lora)
     LOG.info("training %d samples; trainable parameters: %s", len(rows), trainable)
