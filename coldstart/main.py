@@ -12,21 +12,13 @@ from coldstart.runner import Generation, uid
 from coldstart.steps import load_steps
 from coldstart.store import StepStore
 from coldstart.summary import invocation, read_previous, run_summary, summary_lines
-from pipeline.config import CONFIG_DIR, load_config, to_dict
+from pipeline.config import load_config, project_path, require_paths, to_dict
 from pipeline.data.manifest import Manifest, read_manifest
 from pipeline.errors import ConfigError, Vr1Error
 from pipeline.generation import make_backend
 from pipeline.io import write_json, write_jsonl
 from pipeline.progress import LOG
 from pipeline.rundir import create_run_dir
-
-PROJECT_ROOT = CONFIG_DIR.parent
-
-
-def project_path(ref: str) -> Path:
-    """A path as given if it exists from here, else relative to the project root (configs name repo files)."""
-    p = Path(ref)
-    return p if p.exists() or p.is_absolute() else PROJECT_ROOT / p
 
 
 def load_samples(cfg: ColdStartConfig, run_path: Path):
@@ -69,6 +61,8 @@ async def _generate(gen_args, samples, cfg: ColdStartConfig):
 def run(args) -> int:
     cfg = load_config(ColdStartConfig, args.config, args.overrides)
     secret_envs = [n for n in (cfg.vlm.api_key_env, cfg.reasoner.api_key_env) if n]
+    require_paths("manifest", {f"data.manifests[{i}]": ref for i, ref in enumerate(cfg.data.manifests)})
+    require_paths("prompt file", {f"prompts.{name}": ref for name, ref in vars(cfg.prompts).items()})
     run_dir = create_run_dir(
         "coldstart", to_dict(cfg), name=args.name, root=args.runs_root, secret_env_names=secret_envs
     )

@@ -40,6 +40,20 @@ def check_ranges(obj: Any, **ranges: tuple[float | None, float | None]) -> None:
         raise ValueError(f"{name}={value!r} is out of range: it must be {want}")
 
 
+def project_path(ref: str | Path) -> Path:
+    """A path as given if it exists from here, else relative to the project root (configs name repo files)."""
+    p = Path(ref)
+    return p if p.exists() or p.is_absolute() else CONFIG_DIR.parent / p
+
+
+def require_paths(what: str, paths: dict[str, str | Path]) -> None:
+    """Stop before a run starts when a path a config names is not there: `paths` maps the config key (as the user
+    writes it, e.g. `data.manifests[1]`) to the path."""
+    for key, ref in paths.items():
+        if not project_path(ref).exists():
+            raise ConfigError(f"{key}: {what} {ref} not found (read from here or from the project root)")
+
+
 def find_config(ref: str | Path) -> Path:
     """A config file path, or a name like `coldstart/demo` looked up under configs/."""
     p = Path(ref)

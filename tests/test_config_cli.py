@@ -198,3 +198,17 @@ def test_every_shipped_config_passes_the_checks(stage, name):
     from rl.sft.config import SFTConfig
 
     load_config({"coldstart": ColdStartConfig, "sft": SFTConfig, "ptst": PTSTConfig}[stage], f"{stage}/{name}")
+
+
+@pytest.mark.parametrize(
+    "stage,override,message",
+    [
+        ("coldstart", "data.manifests=[no/such.yaml]", "data.manifests[0]: manifest no/such.yaml not found"),
+        ("coldstart", "prompts.reasoning=no_such.txt", "prompts.reasoning: prompt file no_such.txt not found"),
+        ("sft", "model=no/such/model", "model: model folder no/such/model not found"),
+        ("ptst", "data.val_manifests=[no.yaml]", "data.val_manifests[0]: manifest no.yaml not found"),
+    ],
+)
+def test_a_missing_path_is_named_by_its_key_before_any_run_starts(stage, override, message, tmp_path, capsys):
+    assert main([stage, "--runs-root", str(tmp_path), "data.manifests=[configs/coldstart/demo.yaml]", override]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / stage).exists()

@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from pipeline.config import find_config, load_config, to_dict
+from pipeline.config import find_config, load_config, require_paths, to_dict
 from pipeline.errors import Vr1Error
 from pipeline.io import write_json
 from pipeline.progress import LOG
@@ -73,6 +73,8 @@ def prepare_data(cfg: PTSTConfig, run_dir: Path, start: Path, engine: str) -> di
 def run(args) -> int:
     cfg = load_config(PTSTConfig, args.config, args.overrides)
     name = args.name or find_config(args.config).stem  # stages of one schedule share a run directory
+    for key in ("manifests", "val_manifests"):
+        require_paths("manifest", {f"data.{key}[{i}]": ref for i, ref in enumerate(getattr(cfg.data, key))})
     # absolute: verl's Ray workers (other nodes included) read these paths
     run = create_run_dir("ptst", to_dict(cfg), name=name, root=args.runs_root)
     run_dir = run.path.resolve()

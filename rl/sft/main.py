@@ -6,7 +6,7 @@ import shlex
 import subprocess
 import sys
 
-from pipeline.config import load_config, to_dict
+from pipeline.config import load_config, require_paths, to_dict
 from pipeline.errors import Vr1Error
 from pipeline.rundir import create_run_dir
 from rl.sft.config import Launcher, SFTConfig
@@ -30,6 +30,8 @@ def accelerate_command(launcher: Launcher, run_dir: str, runs_root: str) -> list
 
 def run(args) -> int:
     cfg = load_config(SFTConfig, args.config, args.overrides)
+    require_paths("model folder", {"model": cfg.model})
+    require_paths("manifest", {f"data.manifests[{i}]": ref for i, ref in enumerate(cfg.data.manifests)})
     run_dir = create_run_dir("sft", to_dict(cfg), name=args.name, root=args.runs_root)
     if cfg.launcher.kind == "inprocess":
         from rl.sft.train import train
