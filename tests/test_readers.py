@@ -253,3 +253,15 @@ def test_a_json_array_with_a_syntax_error_keeps_every_other_record(tmp_path):
     assert str(error.loc) == f"{tmp_path / 'data.json'}:{line}" and "malformed JSON in record 2" in error.message
     with pytest.raises(Exception, match="malformed JSON in record 2"):
         read_manifest(Manifest.from_dict({"name": "arr", "format": "easyr1", "path": "data.json"}, base=tmp_path))
+
+
+def test_check_data_reports_a_damaged_json_array_and_reads_the_rest(tmp_path, capsys):
+    from pipeline.cli import main
+
+    make_image(tmp_path / "a.png")
+    rows = [{"id": f"r{i}", "problem": f"<image>Count {i}", "answer": str(i), "images": ["a.png"]} for i in range(4)]
+    (tmp_path / "data.json").write_text(json.dumps(rows, indent=2).replace('Count 1",', 'Count 1" oops,', 1))
+    (tmp_path / "m.yaml").write_text("name: arr\nformat: easyr1\npath: data.json\nimage_root: .\n")
+    assert main(["check-data", str(tmp_path / "m.yaml"), "--runs-root", str(tmp_path / "runs")]) == 1
+    out = capsys.readouterr().out
+    assert "3 ok, 1 problems" in out and "malformed JSON in record 1" in out and "data.json:" in out
