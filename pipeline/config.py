@@ -46,12 +46,14 @@ def project_path(ref: str | Path) -> Path:
     return p if p.exists() or p.is_absolute() else CONFIG_DIR.parent / p
 
 
-def require_paths(what: str, paths: dict[str, str | Path]) -> None:
+def require_paths(what: str, paths: dict[str, str | Path], resolve=project_path) -> None:
     """Stop before a run starts when a path a config names is not there: `paths` maps the config key (as the user
-    writes it, e.g. `data.manifests[1]`) to the path."""
+    writes it, e.g. `data.manifests[1]`) to the path; `resolve` is how the stage itself will find it (the cold
+    start also looks under the project root, SFT and PTST read from the current directory only)."""
+    where = "read from here or from the project root" if resolve is project_path else "read from the current directory"
     for key, ref in paths.items():
-        if not project_path(ref).exists():
-            raise ConfigError(f"{key}: {what} {ref} not found (read from here or from the project root)")
+        if not resolve(ref).exists():
+            raise ConfigError(f"{key}: {what} {ref} not found ({where})")
 
 
 def find_config(ref: str | Path) -> Path:

@@ -136,7 +136,9 @@ class OpenAIBackend:
             except openai.APIStatusError as e:
                 last = f"HTTP {e.status_code}: {server_detail(e)}"
                 if e.status_code not in RETRYABLE_STATUS:
-                    return self._give_up(request, f"{last} (not retried: the server refused the request)", attempt)
+                    raise self._failure(
+                        request, f"{last} (not retried: the server refused the request)", attempt
+                    ) from None
                 hint = retry_after_s(e.response.headers)
             except openai.APITimeoutError:
                 last = f"timed out after {self.cfg.timeout_s:g}s"
@@ -155,7 +157,7 @@ class OpenAIBackend:
                     wait,
                 )
                 await asyncio.sleep(wait)
-        return self._give_up(
+        raise self._failure(
             request, f"gave up after {self.cfg.max_retries + 1} attempts; last: {last}", self.cfg.max_retries
         )
 
@@ -205,11 +207,11 @@ class OpenAIBackend:
         answer.text, answer.reasoning = "".join(text), "".join(reasoning) or None
         return answer
 
-    def _give_up(self, request: ChatRequest, reason: str, attempt: int):
-        """Log why the request failed for good (the server's own words, secrets scrubbed) and raise."""
+    def _failure(self, request: ChatRequest, reason: str, attempt: int) -> GenerationError:
+        """Log why the request failed for good (the server's own words, secrets scrubbed); the error to raise."""
         reason = scrub(reason, self._secrets)
         LOG.error("%s: failed for good: %s", request.key, reason)
-        raise GenerationError(reason, attempt + 1)
+        return GenerationError(reason, attempt + 1)
 
     async def aclose(self) -> None:
         await self.client.close()

@@ -157,11 +157,11 @@ def expression_verdict(pred: str, info: Mapping, explain: bool = False) -> Verdi
         return decided
     from pipeline.grading.mathverify import default_pool
 
-    pool = default_pool()
     gold, pred_text = decided
-    value = pool.verify(gold, pred_text)
-    if explain:
-        _, gold, pred_text = pool.explain(gold, pred_text)
+    if explain:  # the explain call decides too: one comparison, not two
+        value, gold, pred_text = default_pool().explain(gold, pred_text)
+    else:
+        value = default_pool().verify(gold, pred_text)
     rule = "math-verify: equivalent" if value == 1.0 else "math-verify: not equivalent (or not parsed in time)"
     return Verdict(value, rule, gold, pred_text)
 

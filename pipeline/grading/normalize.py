@@ -75,10 +75,8 @@ def clean_answer(text: str) -> str | None:
             t = ", ".join(p.strip() for p in pieces)
         elif dollars == 1:
             t = _LONE_CURRENCY.sub("", t)
-    if BOXED_OPEN in t:
-        spans = boxed_spans(t)
-        if spans and (len(spans) > 1 or spans[0] != (0, len(t))):
-            t = boxed_answer(t)
+    if BOXED_OPEN in t and (boxed := boxed_answer(t)) is not None:
+        t = boxed
     if t and t[0] in "€£¥":
         t = _CURRENCY.sub("", t)
     for _ in range(3):  # wrappers nest at most a few deep: "Final Answer: $\boxed{C}$."

@@ -74,7 +74,8 @@ def run(args) -> int:
     cfg = load_config(PTSTConfig, args.config, args.overrides)
     name = args.name or find_config(args.config).stem  # stages of one schedule share a run directory
     for key in ("manifests", "val_manifests"):
-        require_paths("manifest", {f"data.{key}[{i}]": ref for i, ref in enumerate(getattr(cfg.data, key))})
+        paths = {f"data.{key}[{i}]": ref for i, ref in enumerate(getattr(cfg.data, key))}
+        require_paths("manifest", paths, resolve=Path)
     # absolute: verl's Ray workers (other nodes included) read these paths
     run = create_run_dir("ptst", to_dict(cfg), name=name, root=args.runs_root)
     run_dir = run.path.resolve()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 from pipeline.config import load_config, require_paths, to_dict
 from pipeline.errors import Vr1Error
@@ -30,8 +31,8 @@ def accelerate_command(launcher: Launcher, run_dir: str, runs_root: str) -> list
 
 def run(args) -> int:
     cfg = load_config(SFTConfig, args.config, args.overrides)
-    require_paths("model folder", {"model": cfg.model})
-    require_paths("manifest", {f"data.manifests[{i}]": ref for i, ref in enumerate(cfg.data.manifests)})
+    require_paths("model folder", {"model": cfg.model}, resolve=Path)
+    require_paths("manifest", {f"data.manifests[{i}]": ref for i, ref in enumerate(cfg.data.manifests)}, resolve=Path)
     run_dir = create_run_dir("sft", to_dict(cfg), name=args.name, root=args.runs_root)
     if cfg.launcher.kind == "inprocess":
         from rl.sft.train import train
