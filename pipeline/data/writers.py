@@ -92,7 +92,9 @@ def write_sharegpt(
     return out
 
 
-def _image_cells(s: Sample, image_root: ImageRoot) -> list[dict]:
+def _image_cells(s: Sample, image_root: ImageRoot, embed: bool = True) -> list[dict]:
+    if not embed:
+        return [{"image": str(source_image(image_root, s, rel).resolve()), "path": rel} for rel in s.images]
     return [{"bytes": source_image(image_root, s, rel).read_bytes(), "path": rel} for rel in s.images]
 
 
@@ -154,24 +156,36 @@ def write_verl_parquet(
     prompt_fn: Callable[[Sample], str] = default_verl_prompt,
     ability: str = "math",
     pixel_budget: tuple[int, int] | None = None,
+    system_prompt: str | None = None,
+    embed_images: bool = True,
 ) -> Path:
     """verl's multimodal parquet (geo3k layout). `extra_info` carries the reward columns
     (`pipeline.data.reward_info`, with `pixel_budget` = the policy's (min_pixels, max_pixels)) and the rest of
-    the Sample; verl passes it to `compute_score`."""
+    the Sample; verl passes it to `compute_score`.
+
+    Each image cell also carries `min_pixels`/`max_pixels`: verl hands the cell to `qwen_vl_utils.fetch_image`,
+    which resizes to exactly that budget (without them it uses its own default, about 16K tokens per image).
+    `embed_images=False` writes the image's absolute path (`image`) instead of its bytes, for sets on a shared
+    filesystem: embedded bytes are held in host memory by every dataloader worker."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     rows = []
+    min_pixels, max_pixels = pixel_budget or (None, None)
     for i, s in enumerate(samples):
-        min_pixels, max_pixels = pixel_budget or (None, None)
         info = reward_info(
             s, lambda rel, s=s: source_image(image_root, s, rel), min_pixels=min_pixels, max_pixels=max_pixels
         )
+        system = [{"role": "system", "content": system_prompt}] if system_prompt else []
+        cells = [
+            {**cell, "min_pixels": min_pixels, "max_pixels": max_pixels}
+            for cell in _image_cells(s, image_root, embed=embed_images)
+        ]
         rows.append(
             {
                 "data_source": s.source,
-                "prompt": [{"role": "user", "content": prompt_fn(s)}],
-                "images": _image_cells(s, image_root),
+                "prompt": [*system, {"role": "user", "content": prompt_fn(s)}],
+                "images": cells,
                 "ability": ability,
                 "reward_model": {"style": "rule", "ground_truth": s.answer},
                 "extra_info": {
@@ -185,11 +199,13 @@ def write_verl_parquet(
             }
         )
     string = pa.string()
+    # verl opens `bytes` whenever the key exists, even null: a by-path cell must not have the field at all
+    image_fields = [("bytes", pa.binary()), ("path", string)] if embed_images else [("image", string), ("path", string)]
     schema = pa.schema(
         [
             ("data_source", string),
             ("prompt", pa.list_(pa.struct([("role", string), ("content", string)]))),
-            ("images", pa.list_(pa.struct([("bytes", pa.binary()), ("path", string)]))),
+            ("images", pa.list_(pa.struct([*image_fields, ("min_pixels", pa.int64()), ("max_pixels", pa.int64())]))),
             ("ability", string),
             ("reward_model", pa.struct([("style", string), ("ground_truth", string)])),
             (

@@ -30,6 +30,8 @@ class RLData:
     max_pixels: int = 1280 * 28 * 28
     min_pixels: int = 4 * 28 * 28
     reward: str = "hfrrf"  # a preset of rl/rewards (hfrrf, vlm_r1_rec, …) or "auto" per answer type
+    # verl: false writes image paths (a shared filesystem every node sees) instead of bytes into the parquet
+    embed_images: bool = True
 
     def __post_init__(self):
         check_ranges(

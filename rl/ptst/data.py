@@ -1,8 +1,10 @@
 """RL prompt sets: canonical samples -> validated -> verl parquet and TRL rows.
 
 Validated before any launch: a gold answer that does not parse for its type is never rewarded (it is listed and
-left out), and a prompt whose text plus image tokens (at the configured max_pixels) exceeds max_prompt_length is
-listed and left out instead of being silently cut or crashing a rollout.
+left out), a prompt whose text plus image tokens (at the configured max_pixels) exceeds max_prompt_length is
+listed and left out instead of being silently cut or crashing a rollout, and every image's token count is checked
+three ways (the resize rule verl applies, the processor's grid, the placeholder tokens in the prompt) so that
+"image features and image tokens do not match" is found here, not at step 300.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pipeline.data.schema import Sample
 from pipeline.data.writers import write_verl_parquet
 from pipeline.grading.answers import gold_answer_problem
 from pipeline.grading.choices import with_choices
+from pipeline.grading.geometry import smart_resize
 from pipeline.progress import progress
 from rl.ptst.config import RLData
 
@@ -34,7 +37,36 @@ def load_split(manifests: list[str], limit: int | None) -> list[tuple[Sample, Pa
     return out
 
 
-def prompt_length(processor, s: Sample, root: Path, system_prompt: str | None) -> int:
+def processor_budget(processor) -> tuple[int, int] | None:
+    """The (min_pixels, max_pixels) a Qwen-VL image processor resizes to; None for fixed tiles (InternVL)."""
+    size = getattr(processor.image_processor, "size", None) or {}
+    if "shortest_edge" not in size:
+        return None
+    return int(size["shortest_edge"]), int(size["longest_edge"])
+
+
+def expected_image_tokens(sizes, processor, cfg: RLData, native: tuple[int, int] | None) -> list[int] | str:
+    """Tokens per image as verl will feed them: `qwen_vl_utils.fetch_image` resizes to the cell's budget, then the
+    start model's own processor (budget `native`) resizes again; a second resize that changes the image is a
+    problem (the reward's resized frame would not be what the model saw), returned as a reason."""
+    ip = processor.image_processor
+    merge = int(getattr(ip, "merge_size", 2))
+    factor = int(ip.patch_size) * merge
+    tokens = []
+    for i, (w, h) in enumerate(sizes):
+        rw, rh = smart_resize(w, h, factor, cfg.min_pixels, cfg.max_pixels)
+        if native and (again := smart_resize(rw, rh, factor, *native)) != (rw, rh):
+            return (
+                f"image {i}: the model's processor budget {native} resizes the {rw}x{rh} image verl prepares to "
+                f"{again[0]}x{again[1]}; widen its min/max_pixels or set data.min_pixels/max_pixels inside it"
+            )
+        tokens.append(rw * rh // factor**2)
+    return tokens
+
+
+def measure_prompt(processor, s: Sample, root: Path, system_prompt: str | None) -> tuple[int, list[int], int, list]:
+    """(prompt tokens, image tokens per image by the processor's grid, image placeholder tokens in the prompt,
+    original image sizes) for the prompt the policy gets."""
     from PIL import Image
 
     images = [Image.open(resolve_image(root, rel, "images")).convert("RGB") for rel in s.images]
@@ -43,27 +75,59 @@ def prompt_length(processor, s: Sample, root: Path, system_prompt: str | None) -
         {"role": "user", "content": [{"type": "image"} for _ in images] + [{"type": "text", "text": prompt_text(s)}]}
     )
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return int(processor(text=[text], images=[images] if images else None, return_tensors="pt")["input_ids"].shape[1])
+    out = processor(text=[text], images=[images] if images else None, return_tensors="pt")
+    ids = out["input_ids"][0].tolist()
+    grid, placeholders = [], 0
+    if images and "image_grid_thw" in out:
+        merge = int(getattr(processor.image_processor, "merge_size", 2))
+        grid = [int(t * h * w) // merge**2 for t, h, w in out["image_grid_thw"].tolist()]
+        token = getattr(processor, "image_token", None)
+        token_id = processor.tokenizer.convert_tokens_to_ids(token) if token else None
+        placeholders = ids.count(token_id)
+    return len(ids), grid, placeholders, [im.size for im in images]
 
 
 def validate(
-    items: list[tuple[Sample, Path]], processor, cfg: RLData, system_prompt: str | None = None
+    items: list[tuple[Sample, Path]],
+    processor,
+    cfg: RLData,
+    system_prompt: str | None = None,
+    native_budget: tuple[int, int] | None = None,
+    measured: dict | None = None,
 ) -> tuple[list[tuple[Sample, Path]], list[dict]]:
+    """Keep the items a run can use; `processor` has the run's pixel budget set, `native_budget` is the start
+    model's own (what verl's processor applies after our resize). `measured` (optional) receives each kept item's
+    prompt and image token counts, keyed by source/id."""
     keep, problems = [], []
     for s, root in progress(items, desc="validate RL data"):
         why = gold_answer_problem(s.answer, s.answer_type, s.choices)
+        counts = {}
         if why is None and processor is not None:
-            n = prompt_length(processor, s, root, system_prompt)
+            n, grid, placeholders, sizes = measure_prompt(processor, s, root, system_prompt)
+            counts = {"prompt_tokens": n, "image_tokens": grid}
             if n > cfg.max_prompt_length:
                 why = f"prompt is {n} tokens with its images > max_prompt_length {cfg.max_prompt_length}"
+            elif grid:
+                expected = expected_image_tokens(sizes, processor, cfg, native_budget)
+                if isinstance(expected, str):
+                    why = expected
+                elif grid != expected or placeholders != sum(expected):
+                    why = (
+                        f"image tokens disagree: {expected} by the resize rule at max_pixels {cfg.max_pixels}, "
+                        f"{grid} by the processor's grid, {placeholders} placeholders in the prompt"
+                    )
         if why:
             problems.append({"id": s.id, "source": s.source, "reason": why})
         else:
             keep.append((s, root))
+            if measured is not None:
+                measured[f"{s.source}/{s.id}"] = counts
     return keep, problems
 
 
-def write_parquet(items: list[tuple[Sample, Path]], out: Path, split: str, cfg: RLData) -> Path:
+def write_parquet(
+    items: list[tuple[Sample, Path]], out: Path, split: str, cfg: RLData, system_prompt: str | None = None
+) -> Path:
     roots = {(s.source, s.id): root for s, root in items}
     return write_verl_parquet(
         [s for s, _ in items],
@@ -72,6 +136,8 @@ def write_parquet(items: list[tuple[Sample, Path]], out: Path, split: str, cfg: 
         split=split,
         prompt_fn=lambda s: "<image>" * len(s.images) + prompt_text(s),
         pixel_budget=(cfg.min_pixels, cfg.max_pixels),
+        system_prompt=system_prompt,
+        embed_images=cfg.embed_images,
     )
 
 

@@ -39,21 +39,24 @@ def stage_start(cfg: PTSTConfig, run_dir: Path, k: int) -> Path:
 def prepare_data(cfg: PTSTConfig, run_dir: Path, start: Path, engine: str) -> dict:
     """Validate the prompt sets once per run and write them for the engine (parquet for verl, rows for TRL)."""
     from pipeline.models.load import load_processor, set_pixel_budget
-    from rl.ptst.data import load_split, trl_rows, validate, write_parquet
+    from rl.ptst.data import load_split, processor_budget, trl_rows, validate, write_parquet
 
     data_dir = run_dir / "data"
     processor = load_processor(start)
+    native = processor_budget(processor) if engine == "verl" else None  # verl's processor keeps the model's own
     set_pixel_budget(processor, cfg.data.min_pixels, cfg.data.max_pixels)
+    measured: dict = {}
     train, problems = validate(
-        load_split(cfg.data.manifests, cfg.data.limit), processor, cfg.data, cfg.grpo.system_prompt
+        load_split(cfg.data.manifests, cfg.data.limit), processor, cfg.data, cfg.grpo.system_prompt, native, measured
     )
     val, val_problems = validate(
-        load_split(cfg.data.val_manifests, cfg.data.val_limit), processor, cfg.data, cfg.grpo.system_prompt
+        load_split(cfg.data.val_manifests, cfg.data.val_limit), processor, cfg.data, cfg.grpo.system_prompt, native
     )
     write_json(
         data_dir / "validation.json",
         {"train": len(train), "val": len(val), "excluded": problems, "val_excluded": val_problems},
     )
+    write_json(data_dir / "prompt_tokens.json", measured)
     if not train:
         raise Vr1Error(f"no valid RL prompts (see {data_dir / 'validation.json'})")
     if problems:
@@ -64,8 +67,10 @@ def prepare_data(cfg: PTSTConfig, run_dir: Path, start: Path, engine: str) -> di
         )
     if engine == "verl":
         return {
-            "train": str(write_parquet(train, data_dir / "train.parquet", "train", cfg.data)),
-            "val": str(write_parquet(val or train[:1], data_dir / "val.parquet", "val", cfg.data)),
+            "train": str(write_parquet(train, data_dir / "train.parquet", "train", cfg.data, cfg.grpo.system_prompt)),
+            "val": str(
+                write_parquet(val or train[:1], data_dir / "val.parquet", "val", cfg.data, cfg.grpo.system_prompt)
+            ),
         }
     return {"rows": trl_rows(train, cfg.data, cfg.grpo.system_prompt)}
 
