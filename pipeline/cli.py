@@ -128,6 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(func=_stage_runner(stage))
 
     sp = sub.add_parser(
+        "doctor",
+        help="what the verl path (GPU clusters) needs here, and what is missing",
+        description="Probe every import the verl PTST path needs (verl, ray, vLLM, torchvision, qwen-vl-utils, "
+        "flash-attn) and the CUDA devices; exit 1 with the fix when something is missing.",
+    )
+    sp.set_defaults(func=lambda args: __import__("pipeline.env", fromlist=["doctor"]).doctor(args))
+
+    sp = sub.add_parser(
         "inspect",
         help="HTML report and terminal views of a cold-start run",
         description="Write a static HTML report of a cold-start run (default: the latest) and print "

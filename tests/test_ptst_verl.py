@@ -94,43 +94,140 @@ def test_frozen_vision_tower_is_honoured_through_lora_or_refused(tmp_path):
         overrides_for(full, 1, tmp_path)
 
 
-def test_launch_command_and_metrics_parsing(tmp_path):
+def test_launch_command_and_new_overrides_compose(tmp_path):
+    from rl.ptst.verl_engine import VERL_SAMPLER
+
     cfg = load_config(PTSTConfig, "ptst/vision_r1")
     cmd = launch_command(overrides_for(cfg, 2, tmp_path))
     assert cmd[1:3] == ["-m", "verl.trainer.main_ppo"] and "actor_rollout_ref.rollout.n=8" in cmd
-    row = parse_metrics_line(
-        "step:3 - critic/score/mean:0.412 - reward_extra_info/format/mean:0.9 - "
-        "response_length/mean:812.5 - response_length/max:4096.0 - actor/kl_loss:0.0012 - "
-        "actor/pg_clipfrac:0.003 - timing_s/step:41.2"
-    )
-    assert row == {
-        "step": 3,
-        "reward_mean": 0.412,
-        "format_rate": 0.9,
-        "response_length_mean": 812.5,
-        "response_length_max": 4096.0,
-        "kl": 0.0012,
-        "clip_ratio": 0.003,
-    }
-    assert parse_metrics_line("INFO something else") is None
-    assert OmegaConf.select(compose(overrides_for(cfg, 1, tmp_path)), "data.image_key") == "images"
+    composed = compose(overrides_for(cfg, 2, tmp_path))
+    t = composed.trainer
+    assert (t.max_actor_ckpt_to_keep, t.max_critic_ckpt_to_keep, t.save_freq) == (2, 2, 25)
+    assert t.v1.sampler.custom_sampler.path == str(VERL_SAMPLER)
+    assert t.v1.sampler.custom_sampler.name == "RewardComponentsReplayBuffer"
+    assert t.v1.sampler.sampler_kwargs.max_response_length == 8192
+    assert OmegaConf.select(composed, "trainer.rollout_data_dir") is None  # rollout dumps only on request
+    assert OmegaConf.select(composed, "data.image_key") == "images"
 
 
-def test_format_rate_and_accuracy_come_from_verls_rollout_dump(tmp_path):
-    import json
+def test_a_user_reward_reaches_ray_workers_as_an_absolute_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = build(PTSTConfig, {"data": {"reward": "rewards/mine.py:score"}})
+    composed = compose(overrides_for(cfg, 1, tmp_path))
+    assert composed.reward.custom_reward_function.reward_kwargs.reward == f"{tmp_path}/rewards/mine.py:score"
+    preset = compose(overrides_for(build(PTSTConfig, {"data": {"reward": "vlm_r1_ovd"}}), 1, tmp_path))
+    assert preset.reward.custom_reward_function.reward_kwargs.reward == "vlm_r1_ovd"
 
-    from rl.ptst.verl_engine import add_rollout_rates
 
-    rollouts = tmp_path / "rollouts"
-    rollouts.mkdir()
-    # the layout verl's _write_generations writes: one line per response with the reward extra info fields
-    rows = [
-        {"input": "q", "output": "o", "gts": "1", "score": s, "step": 1, "format": f, "accuracy": a}
-        for s, f, a in ((1.0, 1.0, 1.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (0.0, 0.0, 0.0))
+def test_verls_trainer_builds_our_sampler_from_the_composed_config(tmp_path):
+    """verl's own `_build_replay_buffer` (the V1 trainer's, which main_ppo runs) loads and constructs the sampler
+    from exactly what we compose."""
+    from types import SimpleNamespace
+
+    from verl.trainer.ppo.v1.trainer_base import PPOTrainer
+
+    composed = compose(overrides_for(load_config(PTSTConfig, "ptst/vision_r1"), 1, tmp_path))
+    trainer = SimpleNamespace(config=composed, trainer_mode="sync", _add_prompts_to_generate=lambda n: None)
+    buffer = PPOTrainer._build_replay_buffer(trainer)
+    assert type(buffer).__name__ == "RewardComponentsReplayBuffer" and type(buffer).__module__ != __name__
+    assert buffer.sampler_kwargs["max_response_length"] == 4096
+
+
+def _relayed_by_ray(line: str, ip: str) -> str:
+    """The line as the driver prints it when the TaskRunnerV1 actor prints it (Ray's own relay code)."""
+    import io
+
+    from ray._private.worker import print_worker_logs
+
+    buf = io.StringIO()
+    data = {"pid": 4242, "actor_name": "TaskRunnerV1", "ip": ip, "localhost": "10.0.0.5", "lines": [line]}
+    print_worker_logs({**data, "is_err": False}, buf)
+    return buf.getvalue()
+
+
+def test_format_and_accuracy_come_from_the_rewards_own_components(tmp_path):
+    """The whole route on verl's own code: verl's reward manager runs our compute_score on decoded responses and
+    keeps its dict as `reward_extra_info`; our sampler averages those per step (the shape V1 keeps them in, in
+    TransferQueue's extra_fields); verl's metrics aggregator and console logger print the step; Ray relays the
+    line; our parser reads it back."""
+
+    import numpy as np
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+    from verl import DataProto
+    from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
+    from verl.trainer.ppo.v1.utils import MetricsAggregator
+    from verl.utils.logger.aggregate_logger import concat_dict_to_str
+
+    from rl.ptst.verl_sampler import reward_components, step_metrics
+    from rl.rewards.verl_reward import compute_score
+
+    responses = [
+        "<think>12+30=42</think><answer>42</answer>",  # right, well formed
+        "<think>a guess</think><answer>41</answer>",  # wrong, well formed
+        "the answer is 42",  # no tags
+        "<think>so</think><answer>42</answer>",  # right
     ]
-    (rollouts / "1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    metrics = tmp_path / "metrics.jsonl"
-    metrics.write_text(json.dumps({"step": 1, "reward_mean": 0.25}) + "\n" + json.dumps({"step": 2}) + "\n")
-    add_rollout_rates(metrics, rollouts)
-    got = [json.loads(x) for x in metrics.read_text().splitlines()]
-    assert got[0] == {"step": 1, "reward_mean": 0.25, "format_rate": 0.5, "accuracy": 0.5} and got[1] == {"step": 2}
+    chars = sorted(set("".join(responses)))  # a character-level tokenizer: decode gives back the exact text
+    vocab = {"[PAD]": 0, **{c: i + 1 for i, c in enumerate(chars)}}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="[PAD]"))
+    backend.pre_tokenizer, backend.decoder = pre_tokenizers.Split("", "isolated"), decoders.Fuse()
+    tok = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]")
+    manager = NaiveRewardManager(OmegaConf.create({}), tok, compute_score)
+    infos, scores = [], []
+    for text in responses:
+        ids = torch.tensor([tok.convert_tokens_to_ids(c) for c in text])
+        item = DataProto.from_dict(
+            tensors={"responses": ids[None], "attention_mask": torch.ones(1, len(ids), dtype=torch.long)},
+            non_tensors={
+                "data_source": np.array(["geo"], dtype=object),
+                "reward_model": np.array([{"ground_truth": "42"}], dtype=object),
+                "extra_info": np.array([{"answer_type": "number"}], dtype=object),
+            },
+        )
+        out = manager.loop.run_until_complete(manager.run_single(item))  # the loop verl gave the manager
+        scores.append(out["reward_score"])
+        infos.append({"reward_extra_info": out["reward_extra_info"]})  # AgentLoopOutput.extra_fields
+    assert scores == [1.0, 0.0, 0.0, 1.0]
+    ours = step_metrics(reward_components(infos), response_lengths=[40, 64, 12, 64], max_response_length=64)
+    assert ours == {"vr1/format_rate": 0.75, "vr1/accuracy": 0.5, "vr1/response_clip_ratio": 0.5}
+
+    step = MetricsAggregator()
+    step.add_step_metrics(
+        {
+            **ours,
+            "critic/score/mean": float(np.mean(scores)),
+            "response_length/mean": 45.0,
+            "actor/kl_loss": 0.0012,
+            "actor/entropy": 0.61,
+            "actor/grad_norm": 0.23,
+            "actor/lr": 1e-06,
+            "timing_s/step": 41.5,
+            "training/num_turns/mean": np.float64(2.0),
+        },
+        sample_count=4,
+    )
+    logged = concat_dict_to_str(step.get_aggregated_metrics(), step=7)
+    for ip in ("10.0.0.5", "10.0.0.6"):  # the actor on the driver's node, and on another one
+        row = parse_metrics_line(_relayed_by_ray(logged, ip))
+        assert row == {
+            "step": 7,
+            "reward_mean": 0.5,
+            "format_rate": 0.75,
+            "accuracy": 0.5,
+            "response_length_mean": 45.0,
+            "response_clip_ratio": 0.5,
+            "kl": 0.0012,
+            "entropy": 0.61,
+            "learning_rate": 1e-06,
+            "grad_norm": 0.23,
+            "step_time_s": 41.5,
+        }
+
+
+def test_metrics_parser_reads_numpy_reprs_and_skips_other_lines():
+    row = parse_metrics_line("step:3 - critic/score/mean:np.float64(0.412) - actor/lr:np.float32(1e-06) - x:nan")
+    assert row == {"step": 3, "reward_mean": 0.412, "learning_rate": 1e-06}
+    assert parse_metrics_line("\x1b[36m(TaskRunnerV1 pid=1)\x1b[0m Dumped generations to /x") is None
+    assert parse_metrics_line("INFO something else") is None

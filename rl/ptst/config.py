@@ -98,7 +98,11 @@ class Cluster:
     rollout: str = "vllm"
     tensor_model_parallel_size: int = 1
     gpu_memory_utilization: float = 0.6
-    save_freq: int = 25
+    save_freq: int = 25  # checkpoint every N steps (and always at a stage's last step): the resume points
+    max_ckpt_to_keep: int = 2  # older checkpoints are deleted: a 7B actor's is ~100 GB with its optimizer
+    dump_rollouts: bool = False  # verl writes every response of every step to stage_N/rollouts/ (large)
+    gpu_memory_gib: float = 80.0  # per GPU, for the memory estimate printed before a launch
+    host_memory_gib: float = 1024.0  # per node
     extra_overrides: list[str] = field(default_factory=list)  # any further verl Hydra overrides
 
     def __post_init__(self):
@@ -109,6 +113,9 @@ class Cluster:
             tensor_model_parallel_size=(1, None),
             gpu_memory_utilization=(0.01, 1),
             save_freq=(1, None),
+            max_ckpt_to_keep=(1, None),
+            gpu_memory_gib=(1, None),
+            host_memory_gib=(1, None),
         )
 
 

@@ -1,12 +1,19 @@
 """One PTST stage on verl 0.9.1 (Ray, vLLM rollouts, FSDP, multi-node): the exact Hydra override list, the launch
 as `python -m verl.trainer.main_ppo` with its output streamed into the run directory, and the merge of the stage's
-final actor checkpoint into an HF folder that the next stage starts from."""
+final actor checkpoint into an HF folder that the next stage starts from.
+
+What verl leaves undone and is done here: its merger writes the processor as `processor_config.json` only (the
+processor half is rewritten from the stage's start so vr1, vLLM and verl all load the folder), and with LoRA it
+writes the base weights plus `lora_adapter/` (the adapter is folded into the weights, or the next stage would
+start from the base). Its V1 trainer logs no reward components: `verl_sampler.py` adds them."""
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,20 +24,23 @@ from pipeline.models.parts import VISION_MODULES
 from rl.ptst.config import PTSTConfig, Stage
 
 VERL_REWARD = Path(__file__).resolve().parent.parent / "rewards" / "verl_reward.py"
+VERL_SAMPLER = Path(__file__).resolve().parent / "verl_sampler.py"
 
 # verl console metric names -> the names both engines write to metrics.jsonl
 METRICS = {
     "critic/score/mean": "reward_mean",
-    "reward_extra_info/format/mean": "format_rate",
-    "reward_extra_info/accuracy/mean": "accuracy",
+    "vr1/format_rate": "format_rate",
+    "vr1/accuracy": "accuracy",
     "response_length/mean": "response_length_mean",
     "response_length/max": "response_length_max",
+    "vr1/response_clip_ratio": "response_clip_ratio",
     "actor/kl_loss": "kl",
     "actor/pg_clipfrac": "clip_ratio",
     "actor/entropy": "entropy",
     "actor/pg_loss": "loss",
     "actor/lr": "learning_rate",
     "actor/grad_norm": "grad_norm",
+    "timing_s/step": "step_time_s",
 }
 
 
@@ -90,11 +100,17 @@ def stage_overrides(
         "trainer.project_name=vr1",
         f"trainer.experiment_name={name}-stage{index}",
         "trainer.logger=[console,tensorboard]",
-        # verl logs our format/accuracy components only in its per-step rollout dumps: read them from there
-        f"trainer.rollout_data_dir={stage_dir / 'rollouts'}",
+        f"trainer.max_actor_ckpt_to_keep={c.max_ckpt_to_keep}",
+        f"trainer.max_critic_ckpt_to_keep={c.max_ckpt_to_keep}",
+        # format rate, accuracy and the clip ratio at the configured limit, per training step (see verl_sampler.py)
+        f"trainer.v1.sampler.custom_sampler.path={VERL_SAMPLER}",
+        "trainer.v1.sampler.custom_sampler.name=RewardComponentsReplayBuffer",
+        f"+trainer.v1.sampler.sampler_kwargs.max_response_length={stage.max_response_length}",
     ]
+    if c.dump_rollouts:
+        ov.append(f"trainer.rollout_data_dir={stage_dir / 'rollouts'}")
     if cfg.data.reward != "auto":
-        ov.append(f"+reward.custom_reward_function.reward_kwargs.reward={cfg.data.reward}")
+        ov.append(f"+reward.custom_reward_function.reward_kwargs.reward='{reward_reference(cfg.data.reward)}'")
     if m.lora_rank:
         ov += [
             f"actor_rollout_ref.model.lora_rank={m.lora_rank}",
@@ -104,6 +120,14 @@ def stage_overrides(
         if m.freeze_vision_tower:  # LoRA never touches excluded modules: the vision tower stays as it is
             ov.append(f"actor_rollout_ref.model.exclude_modules='{VISION_MODULES}'")
     return ov + list(c.extra_overrides)
+
+
+def reward_reference(reward: str) -> str:
+    """A user reward (`path/to/file.py:function`) as an absolute path: Ray workers do not share our directory."""
+    path, sep, name = reward.rpartition(":")
+    if sep and path.endswith(".py"):
+        return f"{Path(path).resolve()}:{name}"
+    return reward
 
 
 def hydra_value(value: str | list[str]) -> str:
@@ -130,72 +154,117 @@ def merge_command(actor_dir: Path, target: Path) -> list[str]:
     ]
 
 
-_METRIC = re.compile(r"(?P<key>[\w/@.\-]+):(?P<val>-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)")
+# Ray re-prints an actor's stdout as `\x1b[36m(TaskRunnerV1 pid=…[, ip=…])\x1b[0m <line>`, colour even into a pipe
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_RAY_PREFIX = re.compile(r"^\([^)]*pid=\d+[^)]*\)\s*")
+# verl prints values with repr(): 0.25, 1e-06, nan, 52340, np.float64(2.0), np.int32(2)
+_METRIC = re.compile(r"(?P<key>[\w/@.\-]+):(?:np\.\w+\()?(?P<val>[-+]?(?:\d+(?:\.\d*)?(?:e[-+]?\d+)?|nan|inf))\)?")
 
 
 def parse_metrics_line(line: str) -> dict | None:
-    """verl's console logger prints `step:N - key:value - …`; keep the step and the mapped metrics."""
+    """One step's row from verl's console logger line (`step:N - key:value - …`, as Ray relays it), with our
+    metric names; None for any other line. NaN and infinities are left out (JSON has no spelling for them)."""
+    line = _RAY_PREFIX.sub("", _ANSI.sub("", line).strip())
     if not line.startswith("step:"):
         return None
     values = {m["key"]: float(m["val"]) for m in _METRIC.finditer(line)}
     if "step" not in values:
         return None
-    return {"step": int(values["step"]), **{ours: values[k] for k, ours in METRICS.items() if k in values}}
+    row = {"step": int(values["step"])}
+    row.update((ours, values[k]) for k, ours in METRICS.items() if k in values and math.isfinite(values[k]))
+    return row
 
 
-def rollout_rates(rollouts: Path, step: int) -> dict:
-    """Format rate and accuracy of one step from verl's rollout dump (`<step>.jsonl`, one line per response)."""
-    path = rollouts / f"{step}.jsonl"
-    if not path.is_file():
-        return {}
-    rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-    out = {}
-    for key, ours in (("format", "format_rate"), ("accuracy", "accuracy")):
-        values = [r[key] for r in rows if isinstance(r.get(key), (int, float))]
-        if values:
-            out[ours] = sum(values) / len(values)
-    return out
+def latest_checkpoint(checkpoints: Path) -> int | None:
+    """The step of verl's latest complete checkpoint (its own tracker file, written after the save finished)."""
+    tracker = checkpoints / "latest_checkpointed_iteration.txt"
+    try:
+        step = int(tracker.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    return step if (checkpoints / f"global_step_{step}" / "actor").is_dir() else None
 
 
-def add_rollout_rates(metrics_path: Path, rollouts: Path) -> None:
-    rows = [json.loads(x) for x in metrics_path.read_text().splitlines() if x.strip()] if metrics_path.is_file() else []
-    write_jsonl(metrics_path, ({**r, **rollout_rates(rollouts, r["step"])} for r in rows))
+def complete_final(final: Path, start_files: Path, lora_alpha: int | None) -> dict:
+    """Make verl's merged folder a start folder: the processor half written from the stage's start, the LoRA
+    adapter folded into the weights."""
+    from pipeline.models.merge import complete_model_folder, fold_lora
+
+    done = {"processor_files_added": complete_model_folder(final, start_files)}
+    if (final / "lora_adapter" / "adapter_config.json").is_file():
+        done["lora_weights_merged"] = fold_lora(final, final / "lora_adapter", lora_alpha)
+    return done
+
+
+def keep_last_row_per_step(metrics_path: Path) -> None:
+    """A resumed stage re-runs the steps after its last checkpoint and logs them again: the rerun's rows win."""
+    if not metrics_path.is_file():
+        return
+    rows = {}
+    for line in metrics_path.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            rows[row["step"]] = row
+    write_jsonl(metrics_path, (rows[k] for k in sorted(rows)))
 
 
 def run_stage(
     cfg: PTSTConfig,
     index: int,
     stage: Stage,
-    start: Path,
+    start: str,
     stage_dir: Path,
     files: dict,
     name: str,
     dry_run: bool = False,
+    start_files: Path | None = None,
 ) -> dict:
+    """Launch (or resume) the stage, stream its metrics, merge its last checkpoint into `final/` and complete it.
+    `start` is what verl loads (a folder or a hub id); `start_files` a local folder with its processor files."""
     overrides = stage_overrides(cfg, index, stage, str(start), stage_dir, files["train"], files["val"], name)
     cmd = launch_command(overrides)
     print(f"stage {index} (verl): {shlex.join(cmd)}", flush=True)  # noqa: T201 - the command is the point
     if dry_run:
         return {"stage": index, "engine": "verl", "command": cmd}
+    checkpoints = stage_dir / "checkpoints"
+    done = latest_checkpoint(checkpoints)
+    if done is not None and done >= stage.steps:
+        print(f"stage {index}: verl's checkpoint at step {done} completes it; merging only", flush=True)  # noqa: T201
+    else:
+        if done is not None:
+            print(f"stage {index}: resuming from verl's checkpoint at step {done}", flush=True)  # noqa: T201
+        rc = stream(cmd, stage_dir)
+        keep_last_row_per_step(stage_dir / "metrics.jsonl")
+        if rc != 0:
+            raise Vr1Error(f"verl exited with {rc} in stage {index}; see {stage_dir}/verl.log (rerun to resume)")
+        done = latest_checkpoint(checkpoints)
+    if done is None:
+        raise Vr1Error(
+            f"stage {index}: verl wrote no checkpoint under {checkpoints} (trainer.save_freq must be > 0); "
+            f"see {stage_dir}/verl.log"
+        )
+    actor = checkpoints / f"global_step_{done}" / "actor"
+    final, tmp = stage_dir / "final", stage_dir / ".final.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    merge = merge_command(actor, tmp)
+    print("merging:", shlex.join(merge), flush=True)  # noqa: T201
+    if subprocess.call(merge) != 0:
+        raise Vr1Error(f"stage {index}: verl.model_merger failed on {actor}")
+    completed = complete_final(tmp, start_files or Path(start), cfg.model.lora_alpha if cfg.model.lora_rank else None)
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    return {"stage": index, "engine": "verl", "steps": done, "final": str(final), **completed}
+
+
+def stream(cmd: list[str], stage_dir: Path) -> int:
+    """Run verl, echoing its output, keeping all of it in verl.log and each step's metrics in metrics.jsonl."""
     with open(stage_dir / "verl.log", "a") as log, open(stage_dir / "metrics.jsonl", "a") as metrics:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
         for line in proc.stdout:
             sys.stdout.write(line)
             log.write(line)
-            row = parse_metrics_line(line.strip())
+            row = parse_metrics_line(line)
             if row:
                 metrics.write(json.dumps(row) + "\n")
                 metrics.flush()
-        rc = proc.wait()
-    add_rollout_rates(stage_dir / "metrics.jsonl", stage_dir / "rollouts")
-    if rc != 0:
-        raise Vr1Error(f"verl exited with {rc} in stage {index}; see {stage_dir}/verl.log (rerun to resume)")
-    steps = sorted((stage_dir / "checkpoints").glob("global_step_*"), key=lambda p: int(p.name.split("_")[-1]))
-    if not steps:
-        raise Vr1Error(f"stage {index}: verl wrote no checkpoint under {stage_dir}/checkpoints")
-    final = stage_dir / "final"
-    merge = merge_command(steps[-1] / "actor", final)
-    print("merging:", shlex.join(merge), flush=True)  # noqa: T201
-    if subprocess.call(merge) != 0:
-        raise Vr1Error(f"stage {index}: verl.model_merger failed on {steps[-1] / 'actor'}")
-    return {"stage": index, "engine": "verl", "steps": int(steps[-1].name.split("_")[-1]), "final": str(final)}
+        return proc.wait()

@@ -54,6 +54,14 @@ PRESETS: dict[str, dict[str, float]] = {
 }
 DEFAULT_PRESET = {**{t: "hfrrf" for t in VERDICTS}, "bbox": "vlm_r1_rec", "boxes": "vlm_r1_ovd"}
 
+# The answer types a built-in reward can score; any other type gets 0 from it whatever the response. Rewards not
+# listed (format, the shaping penalties, user rewards) read no gold answer or decide for themselves.
+SCORES_ANSWER_TYPES: dict[str, frozenset[str]] = {
+    **{name: frozenset(VERDICTS) for name in ("accuracy", "hfrrf")},
+    "rec_iou": frozenset({"bbox"}),
+    **{name: frozenset({"boxes"}) for name in ("ovd", "det_iou", "det_confidence")},
+}
+
 _USER: dict[str, RewardFn] = {}
 
 
@@ -78,10 +86,19 @@ def load_user_reward(ref: str) -> RewardFn:
     return fn
 
 
+def is_user_reward(name: str) -> bool:
+    return ":" in name and name.rpartition(":")[0].endswith(".py")
+
+
+def unscorable_terms(terms: Mapping[str, float], answer_type: str) -> list[str]:
+    """The built-in terms of `terms` that cannot score an `answer_type` answer (always 0 on it)."""
+    return [name for name in terms if name in SCORES_ANSWER_TYPES and answer_type not in SCORES_ANSWER_TYPES[name]]
+
+
 def resolve(name: str) -> RewardFn:
     if name in REWARDS:
         return REWARDS[name]
-    if ":" in name and ".py" in name:
+    if is_user_reward(name):
         return load_user_reward(name)
     close = difflib.get_close_matches(name, list(REWARDS), n=1)
     raise ValueError(
@@ -109,9 +126,17 @@ def _resolve_terms(terms, answer_type) -> dict[str, float]:
     if terms is None:
         terms = DEFAULT_PRESET.get(answer_type or "", "hfrrf")
     if isinstance(terms, str):
-        if terms not in PRESETS:
-            raise ValueError(f"unknown reward preset '{terms}'; known: {sorted(PRESETS)}")
-        terms = PRESETS[terms]
+        if terms in PRESETS:
+            terms = PRESETS[terms]
+        elif terms in REWARDS or is_user_reward(terms):  # one reward on its own, weight 1
+            terms = {terms: 1.0}
+        else:
+            close = difflib.get_close_matches(terms, [*PRESETS, *REWARDS], n=1)
+            raise ValueError(
+                f"unknown reward '{terms}'"
+                + (f"; did you mean '{close[0]}'?" if close else "")
+                + f"; known presets: {sorted(PRESETS)}, rewards: {sorted(REWARDS)}, or path/to/file.py:function"
+            )
     for name in terms:
         resolve(name)
     return {k: float(v) for k, v in terms.items()}
