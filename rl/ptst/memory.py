@@ -52,7 +52,7 @@ def model_shape(folder: Path) -> Shape:
     hidden, layers = int(text["hidden_size"]), int(text["num_hidden_layers"])
     heads = int(text.get("num_attention_heads", 1))
     head_dim = int(text.get("head_dim") or hidden // heads)
-    vocab, inner = int(text["vocab_size"]), int(text["intermediate_size"])
+    vocab, inner = int(text["vocab_size"]), int(text.get("intermediate_size", 4 * hidden))
     params = total_bytes // width
     if not params:  # no weights and no index: the language model alone, from its shape
         params = 2 * vocab * hidden + layers * (4 * hidden * hidden + 3 * hidden * inner)
