@@ -205,3 +205,26 @@ def test_memory_estimate_grows_with_the_stage_and_warns_past_the_gpu(
     big = check_memory(one_gpu, Stage(16384, 4, 1), hub, tmp_path)
     assert big["parameters_b"] == pytest.approx(8.29, abs=0.01)
     assert any("more than cluster.gpu_memory_gib=24" in r.message for r in caplog.records)
+
+
+def test_validation_sharing_items_with_training_is_refused(tiny_models, demo_dir, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    same = [str(demo_dir / "manifest_train.yaml")]
+    config = _config(tmp_path, demo_dir, tiny_models, val_manifests=same, limit=None, val_limit=None)
+    out = _vr1(["ptst", "--config", str(config), "--name", "leak", "--dry-run"], work)
+    assert out.returncode != 0
+    assert "validation item(s) also appear in training" in out.stderr and "demo/" in out.stderr
+
+
+def test_a_mix_draws_a_seeded_sample_of_a_manifest(demo_dir):
+    from rl.ptst.data import load_split
+
+    ref = str(demo_dir / "manifest_train.yaml")
+    whole = [s.id for s, _ in load_split([ref], None)]
+    drawn = [s.id for s, _ in load_split([ref], None, {ref: 10}, seed=0)]
+    assert len(drawn) == 10 and drawn == [i for i in whole if i in drawn]  # file order kept
+    assert drawn != whole[:10] and drawn == [s.id for s, _ in load_split([ref], None, {ref: 10}, seed=0)]
+    assert drawn != [s.id for s, _ in load_split([ref], None, {ref: 10}, seed=1)]
+    with pytest.raises(ValueError, match="data.mix names"):
+        RLData(manifests=[ref], mix={"other.yaml": 3})

@@ -464,6 +464,177 @@ def convert_columns(rec: dict, ctx: ConvertContext) -> Sample:
     )
 
 
+# ---------------------------------------------------------------- Vision-R1's RL sources (We-Math, MathVision,
+# PolyMATH, SceMQA; Geometry3K is `easyr1`). Layouts and their citations: data_manifests/<source>.yaml.
+
+_NUMBERED_IMAGE = re.compile(r"<image\d+>")
+
+
+def _image_cell(rec: dict, names: tuple[str, ...]) -> list:
+    """The first non-empty of `names` as an image list (a path, an image cell, or a PIL image)."""
+    for name in names:
+        if rec.get(name):
+            return _as_image_list(rec[name], name)
+    raise FieldError(names[0], "missing" if len(names) == 1 else f"missing (looked for {', '.join(names)})")
+
+
+def _labelled_options(text: str, name: str) -> tuple[list[str], list[str]]:
+    """Options written on one line with their labels: `(1) 6 (2) 8`, `(A) x (B) y`, `1. a 2. b`, `(a) p (b) q`,
+    `A. x;B. y`. Returns (labels as written, texts); the labels must run 1, 2, 3… or A, B, C… (any case)."""
+    for first in ("1", "A", "a"):
+        for left, right in (("(", ")"), ("", "."), ("", ")")):
+            marks, pos = [], 0
+            for i in range(8):
+                label = f"{left}{chr(ord(first) + i)}{right}"
+                m = re.compile(r"(?:^|(?<=[\s;,]))" + re.escape(label) + r"(?=\s|$)").search(text, pos)
+                if not m:
+                    break
+                marks.append(m)
+                pos = m.end()
+            if len(marks) >= 2 and marks[0].start() == len(text) - len(text.lstrip()):
+                ends = [m.start() for m in marks[1:]] + [len(text)]
+                texts = [text[m.end() : end].strip().rstrip(";").strip() for m, end in zip(marks, ends, strict=True)]
+                return [m.group(0) for m in marks], texts
+    raise FieldError(name, f"no labelled options (1)/(A)/1./A. found in {text[:80]!r}")
+
+
+def convert_mathvision(rec: dict, ctx: ConvertContext) -> Sample:
+    """MathVision (mathllm/MATH-V data/test.jsonl; MathLLMs/MathVision parquet): `id`, `question` with `<imageN>`
+    marks, `options` (list: empty for free-form; ["A".."E"] when the options are drawn in the image), `answer`
+    (an option letter when there are options), `image` (a path) or `decoded_image` (the HF image cell)."""
+    question = _get(rec, ("question",), str)
+    answer = str(_get(rec, ("answer",), (str, int, float)))
+    options = rec.get("options") or []
+    if not (isinstance(options, list) and all(isinstance(o, str) for o in options)):
+        raise FieldError("options", "expected a list of strings")
+    images = _image_cell(rec, ("decoded_image", "image"))
+    question = re.sub(r"\n{2,}", "\n", _NUMBERED_IMAGE.sub("", question)).strip()
+    meta = {k: rec[k] for k in ("level", "subject", "solution") if rec.get(k) is not None}
+    return finish(
+        ctx,
+        id=record_id(rec, ctx),
+        question=question,
+        answer=answer,
+        images=images,
+        choices=options or None,
+        answer_type="choice" if options else None,
+        meta=meta,
+    )
+
+
+def convert_we_math(rec: dict, ctx: ConvertContext) -> Sample:
+    """We-Math testmini (We-Math/We-Math testmini.json = GitHub data/testmini.json): `ID`, `question`, `option` as
+    one string `A. …;B. …; E. No correct answer`, `answer` (a letter), `image_path` (relative to the unzipped
+    testmini.zip; an image cell in the HF parquet), plus `knowledge concept`, `key`, `question number`…"""
+    question = _get(rec, ("question",), str)
+    answer = _get(rec, ("answer",), str)
+    _, choices = _labelled_options(_get(rec, ("option",), str), "option")
+    images = _image_cell(rec, ("image_path", "image"))
+    meta = {k: rec[k] for k in ("knowledge concept", "key", "question number") if rec.get(k) is not None}
+    return finish(
+        ctx,
+        id=record_id(rec, ctx, ("ID", "id")),
+        question=question,
+        answer=answer,
+        images=images,
+        choices=choices,
+        answer_type="choice",
+        meta=meta,
+    )
+
+
+def _polymath_id(rec: dict, ctx: ConvertContext) -> str:
+    """The published file name (`<paper uuid>_q<n>.png`): `file_name` in metadata.csv, the image cell's path once
+    loaded with `datasets`; the same question keeps its id in testmini and test."""
+    if isinstance(rec.get("file_name"), str):
+        return rec["file_name"].rsplit("/", 1)[-1]
+    cell = rec.get("image")
+    if isinstance(cell, dict) and isinstance(cell.get("path"), str) and cell["path"]:
+        return cell["path"].replace("\\", "/").rsplit("/", 1)[-1]
+    return record_id(rec, ctx)
+
+
+def convert_polymath(rec: dict, ctx: ConvertContext) -> Sample:
+    """PolyMATH (him1411/polymath, an HF imagefolder: <split>/metadata.csv + PNGs): `file_name` (`image` once
+    loaded), `question_text` ("None" when the question is only in the image), `answer_option` (`(1) 6 (2) 8 …`,
+    `(A) …`, `1. …`, `(a) …`; empty texts when the options are drawn), `final_answer` (the option's label: 2 or B),
+    `category`, `final_answer_range`, `contains_diagram`, `diagram_description`. The image shows the whole
+    question. Gold answers become option letters; an option without text reads as its printed label."""
+    question = rec.get("question_text")
+    if question is not None and not isinstance(question, str):
+        raise FieldError("question_text", f"expected a string, got {type(question).__name__}")
+    question = (question or "").strip()  # pandas reads the published "None" as a missing value
+    labels, texts = _labelled_options(_get(rec, ("answer_option",), str), "answer_option")
+    final = str(_get(rec, ("final_answer",), (str, int))).strip().strip("()").strip(".")
+    if final.isdigit():
+        index = int(final) - 1
+    elif len(final) == 1 and final.isalpha():
+        index = ord(final.upper()) - ord("A")
+    else:
+        raise FieldError("final_answer", f"expected an option label (1-4 or A-D), got {final!r}")
+    if not 0 <= index < len(labels):
+        raise FieldError("final_answer", f"label {final!r} is not among the options {labels}")
+    images = _image_cell(rec, ("image", "file_name"))
+    meta = {k: rec[k] for k in ("category", "final_answer_range", "contains_diagram") if rec.get(k) is not None}
+    if question in ("", "None"):
+        question = "Solve the problem shown in the image."
+        meta["question_in_image"] = True
+    return finish(
+        ctx,
+        id=_polymath_id(rec, ctx),
+        question=question,
+        answer=chr(ord("A") + index),
+        images=images,
+        choices=[t or label for label, t in zip(labels, texts, strict=True)],
+        answer_type="choice",
+        meta=meta,
+    )
+
+
+def _braced(text: str, command: str) -> list[str]:
+    """The arguments of every `\\command{…}` in `text`, nested braces kept."""
+    out, start = [], 0
+    while (i := text.find("\\" + command + "{", start)) >= 0:
+        open_at = i + len(command) + 1
+        depth, end = 0, len(text)
+        for k in range(open_at, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[k], 0)
+            if depth == 0:
+                end = k
+                break
+        out.append(text[open_at + 1 : end].strip())
+        start = end + 1
+    return out
+
+
+def convert_scemqa(rec: dict, ctx: ConvertContext) -> Sample:
+    """SceMQA (github.com/SceMQA/SceMQA) after `pipeline.data.rl_prep.flatten_scemqa`: the published records
+    (`Question`, `Answer (final answer highlighted)`, `ImagePath` without extension) plus `id`, `subject`, `format`
+    and `image` (the resolved file). Multiple choice: the answer is a letter, the options are lines of the
+    question. Free response: the gold is the first `\\answer{…}`; later ones are kept as accepted alternatives."""
+    question = _get(rec, ("Question",), str)
+    raw = _get(rec, ("Answer (final answer highlighted)",), str)
+    images = _image_cell(rec, ("image", "ImagePath"))
+    meta = {k: rec[k] for k in ("subject", "format") if rec.get(k)}
+    answers = _braced(raw, "answer")
+    if answers:
+        meta["reference_solution"] = raw
+        if len(answers) > 1:
+            meta["alternatives"] = answers[1:]
+        return finish(ctx, id=record_id(rec, ctx), question=question, answer=answers[0], images=images, meta=meta)
+    choices = extract_choices(question)
+    return finish(
+        ctx,
+        id=record_id(rec, ctx),
+        question=question,
+        answer=raw.strip(),
+        images=images,
+        choices=choices,
+        answer_type="choice",
+        meta=meta,
+    )
+
+
 CONVERTERS: dict[str, Callable[[dict, ConvertContext], Sample]] = {
     "vr1": convert_vr1,
     "llava_cot": convert_llava_cot,
@@ -475,4 +646,8 @@ CONVERTERS: dict[str, Callable[[dict, ConvertContext], Sample]] = {
     "verl_parquet": convert_verl,
     "lmm_r1": convert_lmm_r1,
     "columns": convert_columns,
+    "mathvision": convert_mathvision,
+    "we_math": convert_we_math,
+    "polymath": convert_polymath,
+    "scemqa": convert_scemqa,
 }

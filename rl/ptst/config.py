@@ -24,8 +24,12 @@ class Stage:
 class RLData:
     manifests: list[str] = field(default_factory=lambda: ["data/demo/manifest_train.yaml"])
     val_manifests: list[str] = field(default_factory=lambda: ["data/demo/manifest_test.yaml"])
-    limit: int | None = None
+    limit: int | None = None  # the first N items of each manifest
     val_limit: int | None = None
+    # manifest -> how many of its items to draw (a seeded sample, not the first N: published files are often grouped
+    # by category); how a mix of sources is sized
+    mix: dict[str, int] = field(default_factory=dict)
+    mix_seed: int = 0
     max_prompt_length: int = 2048  # tokens, images included at max_pixels
     max_pixels: int = 1280 * 28 * 28
     min_pixels: int = 4 * 28 * 28
@@ -42,6 +46,9 @@ class RLData:
             max_pixels=(1, None),
             min_pixels=(1, None),
         )
+        stray = [ref for ref in self.mix if ref not in self.manifests]
+        if stray:
+            raise ValueError(f"data.mix names {stray}, which data.manifests does not list (write them the same way)")
 
 
 @dataclass

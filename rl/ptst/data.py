@@ -9,6 +9,7 @@ three ways (the resize rule verl applies, the processor's grid, the placeholder 
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 from pipeline.data.images import resolve_image
@@ -28,11 +29,17 @@ def prompt_text(s: Sample) -> str:
     return with_choices(s.question, s.choices)
 
 
-def load_split(manifests: list[str], limit: int | None) -> list[tuple[Sample, Path]]:
+def load_split(
+    manifests: list[str], limit: int | None, mix: dict[str, int] | None = None, seed: int = 0
+) -> list[tuple[Sample, Path]]:
+    """Each manifest's items: the first `limit`, or the seeded sample of the size `mix` gives it (in file order)."""
     out = []
     for ref in manifests:
         m = Manifest.load(ref)
         samples = read_manifest(m, strict=False).samples
+        if mix and ref in mix and mix[ref] < len(samples):
+            keep = sorted(random.Random(f"{seed}:{ref}").sample(range(len(samples)), mix[ref]))
+            samples = [samples[i] for i in keep]
         out += [(s, m.image_root) for s in (samples[:limit] if limit else samples)]
     return out
 

@@ -78,7 +78,7 @@ def prepare_data(cfg: PTSTConfig, run_dir: Path, start: Path, engine: str) -> di
     from rl.ptst.preflight import check_reward, describe_plan
 
     data_dir = run_dir / "data"
-    train_items = load_split(cfg.data.manifests, cfg.data.limit)
+    train_items = load_split(cfg.data.manifests, cfg.data.limit, cfg.data.mix, cfg.data.mix_seed)
     val_items = load_split(cfg.data.val_manifests, cfg.data.val_limit)
     LOG.info("reward %s: %s", cfg.data.reward, describe_plan(check_reward(cfg.data, train_items + val_items)))
     shared = overlap(train_items, val_items)
