@@ -11,7 +11,7 @@ RUN    ?=
 STAGE  ?=
 ARGS   ?=
 
-.PHONY: install lint test bench demo demo-data tiny-models check-data coldstart sft ptst eval inspect clean
+.PHONY: install install-gpu gpu-smoke doctor lint test bench demo demo-data tiny-models check-data coldstart sft ptst eval inspect clean
 
 install: $(STAMP)
 
@@ -21,6 +21,23 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	$(BIN)/python -m pipeline.env --fix
 	rm -f $(VENV)/.installed-* && touch $@
+
+# GPU nodes (verl + vLLM): the set in constraints-gpu.txt, resolved together by pip (README, "GPU clusters").
+# flash-attn ships no wheel on PyPI: it builds against the installed CUDA torch, hence --no-build-isolation.
+install-gpu:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip setuptools
+	$(BIN)/pip install -c constraints-gpu.txt -e '.[gpu,dev]'
+	$(BIN)/pip install -c constraints-gpu.txt wheel ninja psutil
+	$(BIN)/pip install -c constraints-gpu.txt --no-build-isolation flash-attn==2.8.3.post2
+	$(BIN)/vr1 doctor
+
+doctor:
+	$(BIN)/vr1 doctor
+
+# Every PTST stage on verl for two steps with a small Qwen2.5-VL and vLLM rollouts (a CUDA machine; not in CI).
+gpu-smoke:
+	VR1_NO_PROGRESS=1 $(BIN)/python tests/gpu_smoke.py $(ARGS)
 
 # `ruff format` is the style (line length in pyproject.toml); lint fails on any file it would change.
 lint: $(STAMP)

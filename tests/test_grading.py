@@ -113,7 +113,7 @@ def test_vr1_grade_explains_a_verdict(capsys):
     assert "not a single number" in capsys.readouterr().out
 
     assert main(["grade", "--type", "number", "12", "12", "--reward", "hfrf"]) == 2
-    assert "unknown reward preset 'hfrf'" in capsys.readouterr().err
+    assert "unknown reward 'hfrf' (did you mean 'hfrrf'?)" in capsys.readouterr().err
 
 
 def test_the_cold_start_filter_keeps_the_same_explanation():

@@ -31,7 +31,7 @@ def _items(tmp_path, *kinds):
 
 
 def test_unknown_reward_names_the_closest_known_one(tmp_path):
-    with pytest.raises(Vr1Error, match="unknown reward 'hfrf'; did you mean 'hfrrf'"):
+    with pytest.raises(Vr1Error, match=r"unknown reward 'hfrf' \(did you mean 'hfrrf'\?\)"):
         check_reward(RLData(reward="hfrf"), _items(tmp_path, "number"))
 
 
@@ -228,3 +228,11 @@ def test_a_mix_draws_a_seeded_sample_of_a_manifest(demo_dir):
     assert drawn != [s.id for s, _ in load_split([ref], None, {ref: 10}, seed=1)]
     with pytest.raises(ValueError, match="data.mix names"):
         RLData(manifests=[ref], mix={"other.yaml": 3})
+
+
+def test_internvl_on_verl_is_refused_with_the_engine_that_trains_it(tiny_models):
+    from rl.ptst.preflight import check_verl_family
+
+    check_verl_family(tiny_models["qwen2_5_vl"])
+    with pytest.raises(Vr1Error, match="internvl: verl 0.9.1 has no multimodal processor.*engine=trl"):
+        check_verl_family(tiny_models["internvl"])

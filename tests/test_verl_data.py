@@ -13,6 +13,7 @@ install-gpu) and `vr1 doctor` checks it imports.
 import importlib.machinery
 import sys
 import types
+from pathlib import Path
 
 import pytest
 from conftest import make_image
@@ -151,6 +152,7 @@ def test_a_budget_the_models_processor_would_undo_is_refused(tiny_models, tmp_pa
 def test_system_prompt_and_budget_columns_in_the_parquet(tmp_path):
     import pyarrow.parquet as pq
 
+    from pipeline.data.manifest import Manifest, read_manifest
     from rl.ptst.config import RLData
     from rl.ptst.data import write_parquet
 
@@ -168,3 +170,10 @@ def test_system_prompt_and_budget_columns_in_the_parquet(tmp_path):
                 assert row["images"][0]["image"] == str((root / s.images[0]).resolve())
         no_system = pq.read_table(write_parquet(items, tmp_path / "n.parquet", "train", cfg)).to_pylist()
         assert [m["role"] for m in no_system[0]["prompt"]] == ["user"]
+        # and our own reader takes both back (by-path cells: the manifest's image root holds the absolute paths)
+        root = tmp_path if embed else Path("/")
+        spec = {"name": "back", "format": "verl_parquet", "path": str(tmp_path / f"{embed}.parquet")}
+        back = read_manifest(Manifest.from_dict({**spec, "image_root": str(root)}, base=tmp_path)).samples
+        assert [(b.id, b.question, len(b.images)) for b in back] == [
+            (s.id, s.question, len(s.images)) for s, _ in items
+        ]

@@ -249,7 +249,8 @@ def _settle_images(sample: Sample, manifest: Manifest) -> None:
             ref.save(buf, format="PNG")
             ref = {"bytes": buf.getvalue(), "path": None}
         if isinstance(ref, dict):
-            data, hint = ref.get("bytes"), ref.get("path")
+            # verl's by-path cells name the file in `image` (absolute: give the manifest image_root: / or above)
+            data, hint = ref.get("bytes"), ref.get("image") or ref.get("path")
             if data:
                 rel = store_embedded_image(manifest.image_root, data, hint, name)
             elif hint:

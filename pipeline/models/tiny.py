@@ -65,6 +65,10 @@ TEXT = dict(
     rms_norm_eps=1e-6,
     tie_word_embeddings=False,
 )
+# "small" keeps the layout with attention heads of 64 dimensions (text and vision), the smallest that GPU attention
+# kernels (vLLM's, flash-attn's) take: the GPU smoke test uses it; "tiny" (16-dimensional heads) is for CPU tests.
+SMALL_TEXT = dict(TEXT, hidden_size=256, intermediate_size=512)
+SMALL_VISION = dict(hidden_size=128, intermediate_size=256, num_heads=2)
 IMAGE_PIXELS = dict(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 64)  # 4..64 visual tokens per image
 
 
@@ -152,11 +156,12 @@ def _image_processor(family: str):
     )
 
 
-def _model_config(family: str, tokenizer):
+def _model_config(family: str, tokenizer, size: str = "tiny"):
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in tokenizer.get_vocab() if t.startswith("<")}
     vocab_size = len(tokenizer)
+    base = SMALL_TEXT if size == "small" else TEXT
     text = dict(
-        TEXT,
+        base,
         vocab_size=vocab_size,
         bos_token_id=None,
         eos_token_id=ids["<|im_end|>"],
@@ -183,7 +188,8 @@ def _model_config(family: str, tokenizer):
             vision_feature_select_strategy="default",
             tie_word_embeddings=False,
         )
-    rope = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]}  # sums to head_dim/2 = 8
+    half = base["hidden_size"] // base["num_attention_heads"] // 2  # mrope_section sums to head_dim / 2
+    rope = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [half // 4, 3 * half // 8, 3 * half // 8]}
     tokens = dict(
         image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"],
@@ -196,7 +202,7 @@ def _model_config(family: str, tokenizer):
         vision = dict(
             depth=2,
             embed_dim=32,
-            hidden_size=TEXT["hidden_size"],
+            hidden_size=base["hidden_size"],
             num_heads=2,
             mlp_ratio=2,
             patch_size=14,
@@ -212,7 +218,7 @@ def _model_config(family: str, tokenizer):
         depth=2,
         hidden_size=32,
         intermediate_size=64,
-        out_hidden_size=TEXT["hidden_size"],
+        out_hidden_size=base["hidden_size"],
         num_heads=2,
         patch_size=14,
         spatial_merge_size=2,
@@ -220,13 +226,16 @@ def _model_config(family: str, tokenizer):
         window_size=56,
         fullatt_block_indexes=[1],
     )
+    if size == "small":
+        vision.update(SMALL_VISION)
     return Qwen2_5_VLConfig(
         text_config=dict(text, rope_parameters=rope), vision_config=vision, tie_word_embeddings=False, **tokens
     )
 
 
-def build_tiny_model(family: str, out: str | Path, seed: int = 0, overwrite: bool = True) -> Path:
-    """Write a tiny random-init model of `family` to `out` (atomically) and return the path."""
+def build_tiny_model(family: str, out: str | Path, seed: int = 0, overwrite: bool = True, size: str = "tiny") -> Path:
+    """Write a tiny random-init model of `family` to `out` (atomically) and return the path; `size="small"` for
+    GPU kernels (64-dimensional attention heads; Qwen2.5-VL)."""
     import torch
     from transformers import GenerationConfig
 
@@ -238,7 +247,7 @@ def build_tiny_model(family: str, out: str | Path, seed: int = 0, overwrite: boo
     fam = FAMILIES[family]
     tokenizer = build_tokenizer(family, seed)
     tokenizer.chat_template = INTERNVL_TEMPLATE if family == "internvl" else QWEN_VL_TEMPLATE
-    config = _model_config(family, tokenizer)
+    config = _model_config(family, tokenizer, size)
     torch.manual_seed(seed)
     model = fam.model_class(config).eval()
     gen = GenerationConfig(

@@ -139,6 +139,10 @@ def run(args) -> int:
     run_dir = run.path.resolve()
     stages = [cfg.stage] if cfg.stage else list(range(1, len(cfg.stages) + 1))
     first = first_start(cfg, run_dir, engine, planned=args.dry_run)
+    if engine == "verl":
+        from rl.ptst.preflight import check_verl_family
+
+        check_verl_family(first[1])
     data = None
     results = []
     for k in stages:

@@ -93,6 +93,23 @@ def _try_user_reward(name: str, s: Sample, root: Path, data: RLData) -> None:
         )
 
 
+# the processors verl 0.9.1's `hf_processor` binds (verl/utils/tokenizer/tokenizer.py); any other it drops silently
+# (returns None, and its dataset then fails on the first image)
+VERL_FAMILIES = ("qwen2_vl", "qwen2_5_vl")
+
+
+def check_verl_family(model_folder: Path) -> None:
+    from pipeline.models.load import family_of
+
+    family = family_of(model_folder).name
+    if family not in VERL_FAMILIES:
+        raise Vr1Error(
+            f"{model_folder} is {family}: verl 0.9.1 has no multimodal processor for it (its hf_processor knows "
+            "Qwen2-VL, Qwen2.5-VL, Qwen3-VL, GLM-4V, Mllama and Gemma4 only) and would fail on the first image; "
+            "train it with engine=trl"
+        )
+
+
 def describe_plan(plan: dict[str, dict[str, float]]) -> str:
     return "; ".join(f"{t}: " + " + ".join(f"{w:g}*{n}" for n, w in terms.items()) for t, terms in plan.items())
 

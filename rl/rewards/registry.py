@@ -134,7 +134,7 @@ def _resolve_terms(terms, answer_type) -> dict[str, float]:
             close = difflib.get_close_matches(terms, [*PRESETS, *REWARDS], n=1)
             raise ValueError(
                 f"unknown reward '{terms}'"
-                + (f"; did you mean '{close[0]}'?" if close else "")
+                + (f" (did you mean '{close[0]}'?)" if close else "")
                 + f"; known presets: {sorted(PRESETS)}, rewards: {sorted(REWARDS)}, or path/to/file.py:function"
             )
     for name in terms:
