@@ -47,6 +47,9 @@ def assert_complete_folder(final: Path) -> None:
         assert (final / name).is_file(), name
     assert (final / "chat_template.jinja").is_file()
     assert hf_tokenizer(str(final)) is not None  # what verl's workers load from a model path
+    from verl.utils.model import AutoModelForVision2Seq  # the class verl's actor builds a VLM with
+
+    assert type(AutoModelForVision2Seq.from_pretrained(str(final))).__name__ == "Qwen2_5_VLForConditionalGeneration"
 
 
 @pytest.mark.slow
