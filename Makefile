@@ -41,8 +41,8 @@ gpu-smoke:
 
 # `ruff format` is the style (line length in pyproject.toml); lint fails on any file it would change.
 lint: $(STAMP)
-	$(BIN)/ruff check pipeline coldstart rl tests benchmarks
-	$(BIN)/ruff format --check pipeline coldstart rl tests benchmarks
+	$(BIN)/ruff check pipeline coldstart rl tests benchmarks scripts
+	$(BIN)/ruff format --check pipeline coldstart rl tests benchmarks scripts
 
 # The inspector's browser test drives Debian's chromium through its chromedriver (no browser download).
 BROWSER := $(VENV)/.browser

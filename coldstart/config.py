@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from coldstart.filters import FilterConfig
 from pipeline.config import check_ranges
 from pipeline.generation import BackendConfig
+from pipeline.grading.blocks import ANSWER_LAYOUTS
 
 
 @dataclass
@@ -47,6 +48,13 @@ class RunSettings:
 class OutputConfig:
     sharegpt: bool = True  # LLaMA-Factory ShareGPT JSON (Vision-R1-cold layout) + dataset_info.json
     hf: bool = True  # HF dataset (messages + images)
+    # inside <answer>: vr1 (the bare answer) | vision_r1 (" Final Answer:X ", the published Vision-R1-cold layout,
+    # which Vision-R1's own evaluation extracts): an SFT on either set then evaluates the same way
+    answer_layout: str = "vr1"
+
+    def __post_init__(self):
+        if self.answer_layout not in ANSWER_LAYOUTS:
+            raise ValueError(f"output.answer_layout '{self.answer_layout}' unknown; use one of {list(ANSWER_LAYOUTS)}")
 
 
 @dataclass

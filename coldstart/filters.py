@@ -84,9 +84,9 @@ class Candidate:
     reasons: list[dict] = field(default_factory=list)
     edits: list[dict] = field(default_factory=list)
 
-    def response(self) -> str:
-        """The cold-start target: `<think>…</think><answer>…</answer>`."""
-        return format_response(self.thinking, self.final_answer or "")
+    def response(self, layout: str = "vr1") -> str:
+        """The cold-start target: `<think>…</think><answer>…</answer>` (`layout`: see ANSWER_LAYOUTS)."""
+        return format_response(self.thinking, self.final_answer or "", layout)
 
 
 # ---------------------------------------------------------------- drop rules: (candidate, cfg) -> reason | None

@@ -89,7 +89,7 @@ def run(args) -> int:
             store.close()
     for role, stats in gen.stats.items():
         LOG.info("%s: asked %d, reused %d stored answers, %d failed", role, stats.requests, stats.reused, stats.failed)
-    records = build_records(samples, gen.results, cfg.filter)
+    records = build_records(samples, gen.results, cfg.filter, cfg.output.answer_layout)
     written = write_outputs(run_dir.path, samples, records, roots, cfg.output.sharegpt, cfg.output.hf)
     this = invocation(started, time.perf_counter() - t0, len(samples), {r: vars(s) for r, s in gen.stats.items()})
     extra = {"rejected_records": n_rejects, "outputs": {k: str(v) for k, v in written.items()}}

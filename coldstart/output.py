@@ -30,7 +30,9 @@ def candidate(sample: Sample, res: SampleResult) -> Candidate:
     )
 
 
-def build_records(samples: list[Sample], results: dict[str, SampleResult], cfg: FilterConfig) -> list[dict]:
+def build_records(
+    samples: list[Sample], results: dict[str, SampleResult], cfg: FilterConfig, answer_layout: str = "vr1"
+) -> list[dict]:
     """One record per sample, in input order: Sample + every intermediate text + verdict + provenance."""
     cands = {}
     for s in samples:
@@ -63,7 +65,7 @@ def build_records(samples: list[Sample], results: dict[str, SampleResult], cfg: 
                 reasons=c.reasons,
                 edits=c.edits,
                 final_answer=c.final_answer,
-                response=c.response(),
+                response=c.response(answer_layout),
             )
         records.append(rec)
     return records

@@ -314,3 +314,31 @@ def test_streaming_gives_the_same_run_and_survives_a_cut_stream(demo_dir, tmp_pa
     assert "connection error" in log and "retrying in" in log
     summary = json.loads((runs / "coldstart" / "streamed" / "summary.json").read_text())
     assert summary["roles"]["reasoner"]["completion_tokens"] > 0 and summary["roles"]["vlm"]["retries"] == 8
+
+
+def test_cold_start_targets_in_the_published_layout_evaluate_the_same_way(demo_dir, tmp_path, monkeypatch):
+    """output.answer_layout=vision_r1 writes `<answer> Final Answer:X </answer>`: Vision-R1's own evaluation
+    extracts the answer from it, and vr1's reader and format verdict take it as they take vr1's layout."""
+    import re
+
+    from pipeline.data.formats import answer_from_response
+    from pipeline.grading.blocks import is_well_formed
+
+    monkeypatch.setenv("VR1_TEST_KEY", SECRET)
+    manifest = make_manifest(demo_dir, tmp_path, n=4)
+    with ChatServer(ServerState()) as server:
+        cfg = make_config(tmp_path, manifest, server.base_url)
+        for layout in ("vr1", "vision_r1"):
+            args = ["coldstart", "--config", str(cfg), "--name", layout, "--runs-root", str(tmp_path / "runs")]
+            assert main([*args, f"output.answer_layout={layout}"]) == 0
+    sets = {
+        layout: json.loads((tmp_path / "runs" / "coldstart" / layout / "cold_start.json").read_text())
+        for layout in ("vr1", "vision_r1")
+    }
+    assert sets["vr1"] and len(sets["vr1"]) == len(sets["vision_r1"])
+    for ours, published in zip(sets["vr1"], sets["vision_r1"], strict=True):
+        mine, theirs = ours["conversations"][1]["value"], published["conversations"][1]["value"]
+        gold = re.search(r"<answer>(.*?)</answer>", mine, re.S).group(1)
+        assert re.search(r"<answer> Final Answer:(.*?) </answer>", theirs, re.S).group(1).strip() == gold
+        assert answer_from_response(theirs) == answer_from_response(mine) == gold
+        assert is_well_formed(theirs) and is_well_formed(mine)

@@ -2,6 +2,8 @@
 modes freeze what they say, LoRA merge keeps the logits, preflight catches bad samples, outputs load back."""
 
 import json
+import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -197,7 +199,7 @@ def test_preflight_catches_mismatch_and_overflow(tiny_models, rows):
     _, processor = load_model_and_processor(tiny_models["qwen2_5_vl"])
     smuggled = {**rows[0], "uid": "bad-tokens", "prompt": "Look: <|image_pad|><|image_pad|> how many?"}
     long = {**rows[0], "uid": "too-long", "response": "word " * 3000}
-    keep, offenders = preflight(processor, [rows[0], smuggled, long, rows[1]], SFTData(cutoff_len=2048))
+    keep, offenders, _ = preflight(processor, [rows[0], smuggled, long, rows[1]], SFTData(cutoff_len=2048))
     assert [r["uid"] for r in keep] == ["one", "two"]
     assert {(o["uid"], o["problem"]) for o in offenders} == {("bad-tokens", "mismatch"), ("too-long", "overflow")}
     with pytest.raises(Vr1Error, match="bad-tokens"):
@@ -287,6 +289,11 @@ def test_paper_config_composes():
         "cosine",
     )
     assert s.warmup_ratio == 0.05 and s.bf16 and s.per_device_batch_size * s.gradient_accumulation_steps * 8 == 32
+    d = cfg.data
+    assert (d.recipe, d.max_pixels, d.min_pixels, d.on_overflow) == ("llama_factory", 589824, 1024, "truncate")
+    assert d.manifests == ["data_manifests/vision_r1_cold.yaml", "data_manifests/vision_r1_cold_mulberry.yaml"]
+    own = load_config(SFTConfig, "sft/vision_r1_7b_own")
+    assert own.data.coldstart_runs == ["latest"] and not own.data.manifests and own.data.recipe == "llama_factory"
     import yaml
 
     accel = yaml.safe_load(open(cfg.launcher.accelerate_config))
@@ -334,3 +341,31 @@ def test_the_renamed_target_key_still_works_with_a_warning(demo_dir):
     ):
         cfg = load_config(SFTConfig, None, ["data.include_reference_solutions=true"])
     assert cfg.data.target == "reference_solution"
+
+
+@pytest.mark.slow
+def test_llama_factory_recipe_trains_end_to_end(tiny_models, tmp_path, capsys):
+    """`vr1 sft` with recipe llama_factory on a published-layout ShareGPT set: the preflight says what the recipe
+    does (the system-turn record dropped, nothing truncated), training runs, the loss is finite."""
+    fix = Path(__file__).parent / "fixtures" / "llamafactory" / "records"
+    manifest = tmp_path / "lf.yaml"
+    spec = {"name": "lf", "format": "sharegpt", "path": str(fix / "mulberry.json"), "image_root": str(fix)}
+    manifest.write_text(json.dumps(spec))
+    args = sft_args(
+        tmp_path,
+        tiny_models["qwen2_5_vl"],
+        "lf",
+        f"data.manifests=[{manifest}]",
+        "data.target=coldstart",
+        "data.recipe=llama_factory",
+        "data.max_pixels=589824",
+        "data.min_pixels=1024",
+        "data.on_overflow=truncate",
+        "packing=false",
+    )
+    assert main(args) == 0
+    pre = json.loads((tmp_path / "sft" / "lf" / "preflight.json").read_text())
+    assert pre["recipe"]["recipe"] == "llama_factory" and pre["recipe"]["dropped"]["recipe"] == 1
+    assert pre["recipe"]["trained"] == 4 and pre["recipe"]["truncated"]["samples"] == 0
+    losses = [json.loads(x).get("loss") for x in (tmp_path / "sft" / "lf" / "metrics.jsonl").read_text().splitlines()]
+    assert [x for x in losses if x is not None] and all(math.isfinite(x) for x in losses if x is not None)

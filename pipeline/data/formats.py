@@ -283,7 +283,8 @@ def convert_sharegpt(rec: dict, ctx: ConvertContext) -> Sample:
         question=strip_image_placeholders(question),
         answer=answer,
         images=images,
-        meta={"reference_response": response},
+        # every turn as written (placeholders, whitespace, system and later turns): what LLaMA-Factory trains on
+        meta={"reference_response": response, "conversation": [list(t) for t in turns]},
     )
 
 

@@ -86,6 +86,12 @@ def split_think(text: str, reasoning: str | None) -> tuple[str, str | None]:
     return text, reasoning
 
 
-def format_response(thinking: str, answer: str) -> str:
+# What goes inside the answer block. `vision_r1`: the published Vision-R1 layout, the one its evaluation extracts
+# with `<answer> Final Answer:(.*?) </answer>` (Osilly/Vision-R1 evaluation/evalscope/vlmeval/inference.py).
+ANSWER_LAYOUTS = {"vr1": "{answer}", "vision_r1": " Final Answer:{answer} "}
+
+
+def format_response(thinking: str, answer: str, layout: str = "vr1") -> str:
     """A response in the layout the format verdict accepts (the cold-start target)."""
-    return f"{THINK_OPEN}\n{thinking.strip()}\n{THINK_CLOSE}\n{ANSWER_OPEN}{answer.strip()}{ANSWER_CLOSE}"
+    inner = ANSWER_LAYOUTS[layout].format(answer=answer.strip())
+    return f"{THINK_OPEN}\n{thinking.strip()}\n{THINK_CLOSE}\n{ANSWER_OPEN}{inner}{ANSWER_CLOSE}"

@@ -9,6 +9,7 @@ from pipeline.config import check_ranges
 from pipeline.models.parts import LANGUAGE_PROJECTIONS
 
 TARGETS = ("coldstart", "reference_solution", "answer")
+RECIPES = ("vr1", "llama_factory")
 
 
 @dataclass
@@ -27,10 +28,17 @@ class SFTData:
     target: str = "coldstart"  # coldstart | reference_solution | answer
     answer_template: str = "<answer>{answer}</answer>"  # the assistant turn for target: answer
     limit: int | None = None
+    # How a sample becomes tokens. `vr1`: images first, then the question (placeholders removed, stripped), the
+    # first exchange only; the processor resizes to max_pixels. `llama_factory`: LLaMA-Factory's supervised
+    # encoding (template qwen2_vl) token for token: images where `<image>` stands, text verbatim, every turn,
+    # its resize rule with max/min_pixels as its image_max/min_pixels (the model's processor keeps its own
+    # budget), its truncation (on_overflow: truncate). See rl/sft/llama_factory.py and the README.
+    recipe: str = "vr1"
+    system_turns: str = "drop"  # llama_factory: a ShareGPT system turn drops the record (keep: its system_tag)
     max_pixels: int = 1280 * 28 * 28
     min_pixels: int = 4 * 28 * 28
     cutoff_len: int = 4096  # tokens per sample, prompt + response
-    on_overflow: str = "skip"  # skip | refuse: samples longer than cutoff_len
+    on_overflow: str = "skip"  # skip | refuse | truncate (llama_factory): samples longer than cutoff_len
     on_mismatch: str = "skip"  # skip | refuse: samples whose image tokens do not match their image features
 
     def __post_init__(self):
@@ -38,9 +46,15 @@ class SFTData:
             raise ValueError(f"target '{self.target}' unknown; use one of {', '.join(TARGETS)}")
         if "{answer}" not in self.answer_template:
             raise ValueError("answer_template must contain {answer}, where the gold answer goes")
-        for key in ("on_overflow", "on_mismatch"):
-            if getattr(self, key) not in ("skip", "refuse"):
-                raise ValueError(f"data.{key} must be skip or refuse")
+        if self.recipe not in RECIPES:
+            raise ValueError(f"data.recipe '{self.recipe}' unknown; use one of {', '.join(RECIPES)}")
+        if self.system_turns not in ("drop", "keep"):
+            raise ValueError("data.system_turns must be drop or keep")
+        if self.on_mismatch not in ("skip", "refuse"):
+            raise ValueError("data.on_mismatch must be skip or refuse")
+        overflow = ("skip", "refuse", "truncate") if self.recipe == "llama_factory" else ("skip", "refuse")
+        if self.on_overflow not in overflow:
+            raise ValueError(f"data.on_overflow must be one of {', '.join(overflow)} with recipe {self.recipe}")
         check_ranges(self, limit=(1, None), max_pixels=(1, None), min_pixels=(1, None), cutoff_len=(1, None))
 
 

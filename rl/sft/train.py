@@ -64,7 +64,7 @@ def train(cfg: SFTConfig, run_dir: Path, runs_root: str | Path = "runs") -> dict
         set_pixel_budget,
     )
     from rl.sft.collator import VLMCollator
-    from rl.sft.data import load_examples, preflight
+    from rl.sft.data import describe_recipe, load_examples, preflight
     from rl.sft.modes import apply_mode
     from rl.train_utils import jsonl_metrics, last_complete_checkpoint
 
@@ -72,13 +72,21 @@ def train(cfg: SFTConfig, run_dir: Path, runs_root: str | Path = "runs") -> dict
     dtype = torch.bfloat16 if cfg.schedule.bf16 else torch.float32
     model, processor = load_model_and_processor(cfg.model, dtype=dtype)
     family = family_of_model(model)
-    set_pixel_budget(processor, cfg.data.min_pixels, cfg.data.max_pixels)
+    if cfg.data.recipe == "vr1":  # LLaMA-Factory resizes first and leaves the model's processor its own budget
+        set_pixel_budget(processor, cfg.data.min_pixels, cfg.data.max_pixels)
     examples, skipped = load_examples(cfg.data, runs_root)
-    rows, offenders = preflight(processor, [e.as_row() for e in examples], cfg.data)
+    rows, offenders, recipe = preflight(processor, [e.as_row() for e in examples], cfg.data)
     write_json(
         run_dir / "preflight.json",
-        {"examples": len(examples), "trainable": len(rows), "no_target": skipped, "offenders": offenders},
+        {
+            "examples": len(examples),
+            "trainable": len(rows),
+            "recipe": recipe,
+            "no_target": skipped,
+            "offenders": offenders,
+        },
     )
+    LOG.info(describe_recipe(recipe))
     if not rows:
         raise Vr1Error(nothing_to_train(cfg.data, examples, skipped, offenders, run_dir / "preflight.json"))
     rope_index = getattr(model.model, "get_rope_index", None)
