@@ -226,7 +226,7 @@ def test_a_mix_draws_a_seeded_sample_of_a_manifest(demo_dir):
     assert len(drawn) == 10 and drawn == [i for i in whole if i in drawn]  # file order kept
     assert drawn != whole[:10] and drawn == [s.id for s, _ in load_split([ref], None, {ref: 10}, seed=0)]
     assert drawn != [s.id for s, _ in load_split([ref], None, {ref: 10}, seed=1)]
-    with pytest.raises(ValueError, match="data.mix names"):
+    with pytest.raises(ValueError, match="mix names"):
         RLData(manifests=[ref], mix={"other.yaml": 3})
 
 

@@ -211,7 +211,7 @@ def test_preflight_catches_mismatch_and_overflow(tiny_models, rows):
 def test_config_validation():
     with pytest.raises(Exception, match="mode 'partial' unknown"):
         build(SFTConfig, {"mode": "partial"})
-    with pytest.raises(Exception, match="on_overflow must be skip or refuse"):
+    with pytest.raises(Exception, match="data.on_overflow must be one of skip, refuse with recipe vr1"):
         build(SFTConfig, {"data": {"on_overflow": "truncate"}})
 
 

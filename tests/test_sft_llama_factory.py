@@ -134,5 +134,5 @@ def test_preflight_reports_truncation_and_cuts_inside_image_tokens(tiny_models, 
 def test_truncate_belongs_to_the_llama_factory_recipe():
     with pytest.raises(ValueError, match="on_overflow must be one of skip, refuse with recipe vr1"):
         SFTData(on_overflow="truncate")
-    with pytest.raises(ValueError, match="data.recipe 'lf' unknown"):
+    with pytest.raises(ValueError, match="recipe 'lf' unknown"):
         SFTData(recipe="lf")

@@ -48,7 +48,7 @@ class RLData:
         )
         stray = [ref for ref in self.mix if ref not in self.manifests]
         if stray:
-            raise ValueError(f"data.mix names {stray}, which data.manifests does not list (write them the same way)")
+            raise ValueError(f"mix names {stray}, which manifests does not list (write them the same way)")
 
 
 @dataclass

@@ -47,14 +47,14 @@ class SFTData:
         if "{answer}" not in self.answer_template:
             raise ValueError("answer_template must contain {answer}, where the gold answer goes")
         if self.recipe not in RECIPES:
-            raise ValueError(f"data.recipe '{self.recipe}' unknown; use one of {', '.join(RECIPES)}")
+            raise ValueError(f"recipe '{self.recipe}' unknown; use one of {', '.join(RECIPES)}")
         if self.system_turns not in ("drop", "keep"):
-            raise ValueError("data.system_turns must be drop or keep")
+            raise ValueError("system_turns must be drop or keep")
         if self.on_mismatch not in ("skip", "refuse"):
-            raise ValueError("data.on_mismatch must be skip or refuse")
+            raise ValueError("on_mismatch must be skip or refuse")
         overflow = ("skip", "refuse", "truncate") if self.recipe == "llama_factory" else ("skip", "refuse")
         if self.on_overflow not in overflow:
-            raise ValueError(f"data.on_overflow must be one of {', '.join(overflow)} with recipe {self.recipe}")
+            raise ValueError(f"on_overflow must be one of {', '.join(overflow)} with recipe {self.recipe}")
         check_ranges(self, limit=(1, None), max_pixels=(1, None), min_pixels=(1, None), cutoff_len=(1, None))
 
 
