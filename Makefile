@@ -11,7 +11,7 @@ RUN    ?=
 STAGE  ?=
 ARGS   ?=
 
-.PHONY: install install-gpu gpu-smoke doctor lint test bench demo demo-data tiny-models check-data coldstart sft ptst eval inspect clean
+.PHONY: install install-gpu gpu-smoke doctor demo-eval lint test bench demo demo-data tiny-models check-data coldstart sft ptst eval inspect clean
 
 install: $(STAMP)
 
@@ -62,7 +62,7 @@ bench: $(STAMP)
 	VR1_NO_PROGRESS=1 $(BIN)/python -m benchmarks.bench_inspect --n 200000
 	VR1_NO_PROGRESS=1 $(BIN)/python -m benchmarks.bench_ptst --seeds 0 1 2
 
-demo: $(STAMP) demo-data tiny-models check-data coldstart inspect sft ptst
+demo: $(STAMP) demo-data tiny-models check-data coldstart inspect sft ptst demo-eval
 
 demo-data: $(STAMP)
 	$(BIN)/vr1 demo-data --out $(DEMO) --n 2000 --n-test 200 --seed 0
@@ -92,7 +92,14 @@ inspect: $(STAMP) runs/coldstart/latest
 	$(BIN)/vr1 inspect $(RUN) $(ARGS)
 
 eval: $(STAMP)
-	$(BIN)/vr1 eval $(if $(NAME),--name $(NAME)) $(ARGS)
+	$(BIN)/vr1 eval --config $(or $(CONFIG),eval/demo) $(if $(NAME),--name $(NAME)) $(ARGS)
+
+# The end of `make demo`: the base, SFT and PTST tiny models on the demo test split, then one table.
+demo-eval: $(STAMP)
+	$(BIN)/vr1 eval --config eval/demo --name demo-base model.model=$(TINY)/qwen2_5_vl
+	$(BIN)/vr1 eval --config eval/demo --name demo-sft model.model=runs/sft/latest/final
+	$(BIN)/vr1 eval --config eval/demo --name demo-ptst model.model=runs/ptst/latest/stage_2/final
+	$(BIN)/vr1 eval --compare demo-base demo-sft demo-ptst
 
 runs/sft/latest:
 	$(MAKE) sft

@@ -23,7 +23,7 @@ STAGES: dict[str, tuple[str, str, str | None]] = {
     ),
     "sft": ("supervised fine-tuning of the base VLM on the cold-start set", "#5", "rl.sft.main:run"),
     "ptst": ("PTST: staged GRPO with the hard format-result reward (verl or TRL)", "#6", "rl.ptst.main:run"),
-    "eval": ("evaluate a checkpoint on benchmarks (accuracy, response lengths)", "later issues", None),
+    "eval": ("evaluate a model on benchmarks, score predictions, compare runs", "#15", "rl.eval.run:run"),
 }
 INSPECT_ENTRY = "coldstart.inspect:run"
 GRADE_ENTRY = "rl.rewards.grade:run"
@@ -125,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. run.seed=3")
         if stage == "ptst":
             sp.add_argument("--dry-run", action="store_true", help="print each stage's exact verl command and stop")
+        if stage == "eval":
+            sp.add_argument("--compare", nargs="+", metavar="RUN", help="print one table of these runs, with deltas")
+            sp.add_argument("--predictions", metavar="FILE.jsonl", help="score these responses (score-only mode)")
+            sp.add_argument("--benchmark", help="score-only: the benchmark's name (mathvista, rec, …)")
+            sp.add_argument("--data", help="score-only: the benchmark's data as published (file or folder)")
+            sp.add_argument("--image-root", help="score-only: where the data's images are")
+            sp.add_argument("--tokenizer", help="score-only: count lengths in this tokenizer's tokens")
         sp.set_defaults(func=_stage_runner(stage))
 
     sp = sub.add_parser(
