@@ -134,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--tokenizer", help="score-only: count lengths in this tokenizer's tokens")
         sp.set_defaults(func=_stage_runner(stage))
 
+    call_entry("rl.eval.decontam:register", sub)  # `vr1 decontam`: its parser lives with it
+
     sp = sub.add_parser(
         "doctor",
         help="what the verl path (GPU clusters) needs here, and what is missing",

@@ -30,6 +30,8 @@ class RLData:
     # by category); how a mix of sources is sized
     mix: dict[str, int] = field(default_factory=dict)
     mix_seed: int = 0
+    # eval manifests: training prompts that duplicate one of their items are left out (vr1 decontam's rule)
+    decontam_against: list[str] = field(default_factory=list)
     max_prompt_length: int = 2048  # tokens, images included at max_pixels
     max_pixels: int = 1280 * 28 * 28
     min_pixels: int = 4 * 28 * 28

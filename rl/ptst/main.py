@@ -80,6 +80,12 @@ def prepare_data(cfg: PTSTConfig, run_dir: Path, start: Path, engine: str) -> di
     data_dir = run_dir / "data"
     train_items = load_split(cfg.data.manifests, cfg.data.limit, cfg.data.mix, cfg.data.mix_seed)
     val_items = load_split(cfg.data.val_manifests, cfg.data.val_limit)
+    decontam = {"n_dropped": 0}
+    if cfg.data.decontam_against:
+        from rl.eval.decontam import drop_overlapping
+
+        train_items, decontam = drop_overlapping(train_items, cfg.data.decontam_against)
+        LOG.info("decontam: %d training prompt(s) duplicate an eval item; left out", decontam["n_dropped"])
     LOG.info("reward %s: %s", cfg.data.reward, describe_plan(check_reward(cfg.data, train_items + val_items)))
     shared = overlap(train_items, val_items)
     if shared:
@@ -96,7 +102,13 @@ def prepare_data(cfg: PTSTConfig, run_dir: Path, start: Path, engine: str) -> di
     val, val_problems = validate(val_items, processor, cfg.data, cfg.grpo.system_prompt, native)
     write_json(
         data_dir / "validation.json",
-        {"train": len(train), "val": len(val), "excluded": problems, "val_excluded": val_problems},
+        {
+            "train": len(train),
+            "val": len(val),
+            "excluded": problems,
+            "val_excluded": val_problems,
+            "decontam": decontam,
+        },
     )
     write_json(data_dir / "prompt_tokens.json", measured)
     if not train:

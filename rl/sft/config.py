@@ -28,6 +28,9 @@ class SFTData:
     target: str = "coldstart"  # coldstart | reference_solution | answer
     answer_template: str = "<answer>{answer}</answer>"  # the assistant turn for target: answer
     limit: int | None = None
+    # eval manifests: training items that duplicate one of their items (same image by perceptual hash, or a lightly
+    # reworded question) are left out before training, and counted (vr1 decontam's rule)
+    decontam_against: list[str] = field(default_factory=list)
     # How a sample becomes tokens. `vr1`: images first, then the question (placeholders removed, stripped), the
     # first exchange only; the processor resizes to max_pixels. `llama_factory`: LLaMA-Factory's supervised
     # encoding (template qwen2_vl) token for token: images where `<image>` stands, text verbatim, every turn,

@@ -113,6 +113,19 @@ def load_examples(cfg: SFTData, runs_root: str | Path = "runs") -> tuple[list[SF
     return examples, skipped
 
 
+def drop_eval_duplicates(examples: list[SFTExample], against: list[str]) -> tuple[list[SFTExample], dict]:
+    """The examples that duplicate no item of the eval manifests `against` (vr1 decontam's rule), and a report."""
+    if not against:
+        return examples, {"against": [], "n_dropped": 0}
+    from rl.eval.decontam import EvalRecord, drop_overlapping
+
+    records = [EvalRecord(e.uid, e.prompt, list(e.images), "train") for e in examples]
+    kept_records, report = drop_overlapping(records, against)
+    kept_ids = {r.id for r in kept_records}
+    LOG.info("decontam: %d of %d training samples duplicate an eval item; left out", report["n_dropped"], len(examples))
+    return [e for e in examples if e.uid in kept_ids], report
+
+
 # ---------------------------------------------------------------- encoding
 
 

@@ -64,7 +64,7 @@ def train(cfg: SFTConfig, run_dir: Path, runs_root: str | Path = "runs") -> dict
         set_pixel_budget,
     )
     from rl.sft.collator import VLMCollator
-    from rl.sft.data import describe_recipe, load_examples, preflight
+    from rl.sft.data import describe_recipe, drop_eval_duplicates, load_examples, preflight
     from rl.sft.modes import apply_mode
     from rl.train_utils import jsonl_metrics, last_complete_checkpoint
 
@@ -75,6 +75,7 @@ def train(cfg: SFTConfig, run_dir: Path, runs_root: str | Path = "runs") -> dict
     if cfg.data.recipe == "vr1":  # LLaMA-Factory resizes first and leaves the model's processor its own budget
         set_pixel_budget(processor, cfg.data.min_pixels, cfg.data.max_pixels)
     examples, skipped = load_examples(cfg.data, runs_root)
+    examples, decontam = drop_eval_duplicates(examples, cfg.data.decontam_against)
     rows, offenders, recipe = preflight(processor, [e.as_row() for e in examples], cfg.data)
     write_json(
         run_dir / "preflight.json",
@@ -82,6 +83,7 @@ def train(cfg: SFTConfig, run_dir: Path, runs_root: str | Path = "runs") -> dict
             "examples": len(examples),
             "trainable": len(rows),
             "recipe": recipe,
+            "decontam": decontam,
             "no_target": skipped,
             "offenders": offenders,
         },
