@@ -260,13 +260,24 @@ def finish(run, results: dict, model: str, failed: dict | None = None) -> int:
 # ---------------------------------------------------------------- score-only
 
 
+def scorer_options(pairs: list[str]) -> dict:
+    """`key=value` words as scorer options, values read as YAML (numbers, lists) the way config overrides are."""
+    import yaml
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise Vr1Error(f"'{pair}': scorer options are key=value (e.g. pred_frame=abs_original)")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
 def run_score_only(args) -> int:
     """Score predictions made elsewhere: one line per item, {"id", "response"[, "variant"][, "sample"]}."""
     if not args.benchmark or not args.data:
         raise Vr1Error("score-only mode needs --benchmark NAME --data PATH --predictions FILE.jsonl")
-    spec = BenchmarkSpec(
-        args.benchmark, args.data, args.image_root, options=dict(o.split("=", 1) for o in args.overrides)
-    )
+    spec = BenchmarkSpec(args.benchmark, args.data, args.image_root, options=scorer_options(args.overrides))
     bench, items = load_items(spec)
     pred_path = Path(args.predictions)
     rows = []
