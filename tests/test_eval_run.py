@@ -166,3 +166,20 @@ def test_transformers_backend_batches_and_matches_one_at_a_time(tiny_models, dem
         rows = (tmp_path / "runs" / "eval" / f"b{batch}" / "predictions" / "manifest.jsonl").read_text().splitlines()
         texts[batch] = {json.loads(r)["id"]: json.loads(r)["response"] for r in rows}
     assert len(texts[4]) == 6 and texts[4] == texts[1]
+
+
+def test_score_only_reads_boxes_in_the_frame_it_is_told(tmp_path, capsys):
+    """VLM-R1's REC eval JSON (no ids: an item is its index): the gold box written in the original image's pixels
+    is a hit with pred_frame=abs_original and a miss in the default frame (pixels of the resized image)."""
+    data = FIX / "rec" / "refcoco_val.json"
+    gold = json.loads(data.read_text())[0]["solution"]
+    preds = tmp_path / "rec.jsonl"
+    preds.write_text(json.dumps({"id": "0", "response": f"<answer>{json.dumps(gold)}</answer>"}) + "\n")
+    base = ["--benchmark", "rec", "--data", str(data), "--image-root", str(FIX / "rec"), "--predictions", str(preds)]
+    assert _eval(tmp_path, *base, "--name", "orig", "pred_frame=abs_original") == 0
+    assert _eval(tmp_path, *base, "--name", "resized") == 0
+    scored = {
+        name: json.loads((tmp_path / "runs" / "eval" / name / "predictions" / "rec.jsonl").read_text().splitlines()[0])
+        for name in ("orig", "resized")
+    }
+    assert scored["orig"]["correct"] == 1.0 and scored["resized"]["correct"] == 0.0

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.data.formats import ConvertContext, record_id
 from pipeline.data.images import image_size
 from pipeline.data.manifest import Manifest, iter_records, read_manifest
 from pipeline.errors import DataError, Loc
@@ -212,7 +211,6 @@ class REC(Benchmark):
 
     def _load_eval_json(self, path: Path, records: list[dict], image_root: Path | None) -> list[EvalItem]:
         root = Path(image_root) if image_root is not None else path.parent
-        ctx = ConvertContext(path.stem)
         items, seen = [], set()
         for i, rec in enumerate(records):
             loc = Loc(str(path), index=i)
@@ -230,7 +228,9 @@ class REC(Benchmark):
                 size = (rec["width"], rec["height"])
             else:
                 raise DataError(loc, "image", f"image not found: {image}")
-            rid = str(rec["id"]) if rec.get("id") is not None else record_id(rec, ctx)
+            # VLM-R1's eval JSON has no ids: an item is its index in the file (what its scripts iterate over, and
+            # what score-only predictions can name without knowing vr1)
+            rid = str(rec["id"]) if rec.get("id") is not None else str(i)
             if rid in seen:
                 rid = f"{rid}-{i}"
             seen.add(rid)
