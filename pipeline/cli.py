@@ -90,6 +90,19 @@ def cmd_check_data(args) -> int:
     return 1 if bad and not args.allow_problems else 0
 
 
+def cmd_split(args) -> int:
+    from pipeline.data.fewshot import write_split
+
+    report = write_split(args.manifest, args.shots, args.seed, args.out)
+    _out(
+        f"{args.shots}-shot split (seed {args.seed}): {report['train']} train, {report['test']} test over "
+        f"{report['classes']} classes -> {args.out}/train.yaml, test.yaml, split.json"
+    )
+    if report["short_classes"]:
+        _out(f"  classes with fewer than {args.shots} examples in the whole set: {report['short_classes']}")
+    return 0
+
+
 def call_entry(entry: str, args: argparse.Namespace) -> int:
     """Run `module:function` (the way console-script entry points name a command), so that this package never
     imports a stage: the stages build on pipeline, never the other way round."""
@@ -135,6 +148,18 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(func=_stage_runner(stage))
 
     call_entry("rl.eval.decontam:register", sub)  # `vr1 decontam`: its parser lives with it
+
+    sp = sub.add_parser(
+        "split",
+        help="k-shot split of a classification or detection manifest (Visual-RFT's few-shot setting)",
+        description="Write OUT/train.yaml (k examples per class, or images until every category has k instances) "
+        "and OUT/test.yaml (the rest), deterministic per seed.",
+    )
+    sp.add_argument("manifest", metavar="MANIFEST")
+    sp.add_argument("--shots", type=int, required=True, choices=(1, 2, 4, 8, 16))
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--out", required=True, metavar="DIR")
+    sp.set_defaults(func=cmd_split)
 
     sp = sub.add_parser(
         "doctor",

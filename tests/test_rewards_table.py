@@ -217,6 +217,26 @@ def test_visual_rft_detection_and_confidence():
     assert score(ok("No Objects"), {**info, "ground_truth": "No Objects"}, "visual_rft_det")["score"] == 1.0
 
 
+def test_visual_rft_counts_a_repeated_box_once_and_reads_underscores_as_spaces():
+    """Visual-RFT removes duplicate predicted boxes before matching: two identical right boxes score as one (not
+    IoU 1/2), and the confidence reward is not paid twice. Pets37 labels are `american_bulldog`."""
+    gold = "[{'Position': [100, 100, 300, 300], 'Confidence': 1}]"
+    info = {"ground_truth": gold, "answer_type": "boxes", "coord_frame": "grid1000"}
+    once = score(ok("[{'Position': [100, 100, 300, 300], 'Confidence': 0.8}]"), info, "visual_rft_det")
+    repeated = ok(
+        "[{'Position': [100, 100, 300, 300], 'Confidence': 0.8}, {'Position': [100, 100, 300, 300], 'Confidence': 0.8}]"
+    )
+    twice = score(repeated, info, "visual_rft_det")
+    assert twice["det_iou"] == once["det_iou"] == 1.0 and twice["det_confidence"] == once["det_confidence"] == 0.8
+    other = ok(
+        "[{'Position': [100, 100, 300, 300], 'Confidence': 0.8}, {'Position': [0, 0, 50, 50], 'Confidence': 0.8}]"
+    )
+    assert score(other, info, "visual_rft_det")["det_iou"] == pytest.approx(0.5)  # distinct boxes still count
+    pets = {"ground_truth": "american_bulldog", "answer_type": "label"}
+    assert score(ok("American Bulldog"), pets, "visual_rft_cls")["accuracy"] == 1.0
+    assert score(ok("American Bulldog or Boxer"), pets, "visual_rft_cls")["accuracy"] == 0.0
+
+
 def test_weighted_terms_shaping_and_clipping():
     info = {"ground_truth": "4", "answer_type": "number", "length_soft": 10, "length_hard": 20}
     long = ok("4")  # well over 20 characters: full length penalty

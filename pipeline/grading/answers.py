@@ -188,8 +188,9 @@ def text_verdict(pred: str, info: Mapping, explain: bool = False) -> Verdict:
 
 def label_verdict(pred: str, info: Mapping, explain: bool = False) -> Verdict:
     """Classification: 1 iff the prediction is exactly one label equal to the gold after normalisation (a
-    list of labels, "X or Y", or a label with extra words scores 0)."""
-    gold, value = parse_text(str(info["ground_truth"])), parse_text(pred)
+    list of labels, "X or Y", or a label with extra words scores 0). An underscore reads as a space: published
+    label sets name classes `american_bulldog` (Pets37) and a model writes "American Bulldog"."""
+    gold, value = (parse_text(str(x).replace("_", " ")) for x in (info["ground_truth"], pred))
     if gold is None:
         return Verdict(0.0, "the gold is empty after normalisation")
     if value != gold:

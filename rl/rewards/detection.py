@@ -47,18 +47,31 @@ def _gold_boxes(info: Mapping) -> list[dict]:
     ]
 
 
-def _gold_and_pred(response: str, info: Mapping) -> tuple[list[dict], list[dict]] | None:
+def _without_duplicates(boxes: list[dict]) -> list[dict]:
+    """The first of each set of identical boxes (same coordinates and label), as Visual-RFT removes duplicate
+    predictions before matching: a repeated right box would otherwise halve the IoU reward and be rewarded again
+    by the confidence reward."""
+    seen, out = set(), []
+    for b in boxes:
+        key = (tuple(round(float(v), 6) for v in b["bbox_2d"]), b.get("label"))
+        if key not in seen:
+            seen.add(key)
+            out.append(b)
+    return out
+
+
+def _gold_and_pred(response: str, info: Mapping, dedupe: bool = False) -> tuple[list[dict], list[dict]] | None:
     """Both box lists in normalised coordinates; None when the output does not parse or floods (> 100 boxes)."""
     pred = _parse_pred_boxes(response, info)
     if pred is None or len(pred) > MAX_BOXES:
         return None
-    return _gold_boxes(info), pred
+    return _gold_boxes(info), _without_duplicates(pred) if dedupe else pred
 
 
-def _matched_boxes(response: str, info: Mapping, measure) -> float:
+def _matched_boxes(response: str, info: Mapping, measure, dedupe: bool = False) -> float:
     """`measure(gold, pred)` when both lists have boxes; 1 when both are empty, 0 when one is or the output does
     not parse."""
-    boxes = _gold_and_pred(response, info)
+    boxes = _gold_and_pred(response, info, dedupe)
     if boxes is None:
         return 0.0
     gold, pred = boxes
@@ -76,18 +89,19 @@ def ovd_reward(response: str, info: Mapping) -> float:
 
 def det_iou_reward(response: str, info: Mapping) -> float:
     """Visual-RFT IoU reward: sum of the IoUs of greedily matched predictions (IoU > 0.5) divided by
-    max(n_gold, n_pred). Both empty: 1; exactly one empty or unparseable output: 0."""
+    max(n_gold, n_pred), identical predicted boxes counted once. Both empty: 1; exactly one empty or unparseable
+    output: 0."""
 
     def matched_iou(gold: list[dict], pred: list[dict]) -> float:
         return sum(v for _, v in greedy_matches(gold, pred) if v > 0) / max(len(gold), len(pred))
 
-    return _matched_boxes(response, info, matched_iou)
+    return _matched_boxes(response, info, matched_iou, dedupe=True)
 
 
 def det_confidence_reward(response: str, info: Mapping) -> float:
     """Visual-RFT confidence reward: mean over predictions of c when matched (IoU > 0.5), 1 - c when not.
     A prediction without a confidence counts as c = 1. No predictions: 1 iff there are no gold boxes."""
-    boxes = _gold_and_pred(response, info)
+    boxes = _gold_and_pred(response, info, dedupe=True)
     if boxes is None:
         return 0.0
     gold, pred = boxes
