@@ -237,6 +237,17 @@ def test_visual_rft_counts_a_repeated_box_once_and_reads_underscores_as_spaces()
     assert score(ok("American Bulldog or Boxer"), pets, "visual_rft_cls")["accuracy"] == 0.0
 
 
+def test_several_fenced_blocks_are_scored_on_the_last():
+    """A model that drafts a box list and then corrects it in a second fenced block is scored on the correction,
+    as VLM-R1 reads it (not on the first block)."""
+    gold = '[{"bbox_2d": [10, 10, 50, 50], "label": "cat"}]'
+    info = {"ground_truth": gold, "answer_type": "boxes", "coord_frame": "abs_original", "image_sizes": [[100, 100]]}
+    draft = '```json\n[{"bbox_2d": [60, 60, 90, 90], "label": "cat"}]\n```'
+    final = '```json\n[{"bbox_2d": [10, 10, 50, 50], "label": "cat"}]\n```'
+    assert score(ok(f"{draft}\nOn second look:\n{final}"), info, "vlm_r1_ovd")["ovd"] == pytest.approx(1.0)
+    assert score(ok(f"{final}\nOn second look:\n{draft}"), info, "vlm_r1_ovd")["ovd"] == 0.0
+
+
 def test_weighted_terms_shaping_and_clipping():
     info = {"ground_truth": "4", "answer_type": "number", "length_soft": 10, "length_hard": 20}
     long = ok("4")  # well over 20 characters: full length penalty

@@ -22,9 +22,9 @@ class BoxParseError(ValueError):
 def _literal(text: str):
     """JSON, or a Python literal (Visual-RFT writes single-quoted dicts). Never evaluates code."""
     text = text.strip()
-    m = _FENCE.search(text)
-    if m:
-        text = m.group(1).strip()
+    fenced = _FENCE.findall(text)
+    if fenced:  # several fenced blocks: the last is the answer (VLM-R1 reads the last one too)
+        text = fenced[-1].strip()
     try:
         return json.loads(text)
     except (json.JSONDecodeError, RecursionError):
