@@ -37,19 +37,29 @@ def merge_adapter(adapter: Path, out: Path, base: str | Path | None = None) -> P
     """base + adapter (B·A·alpha/r added to each adapted weight) written to `out` as a complete model folder."""
     from peft import PeftModel
 
-    from pipeline.models.load import load_model_and_processor, save_model_folder
+    from pipeline.models.load import load_model_and_processor
 
     base = Path(base or adapter_base(adapter))
     if not (base / "config.json").is_file():
         raise Vr1Error(f"the adapter {adapter} was trained on {base}, which is not a local model folder here")
     model, processor = load_model_and_processor(base)
     merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    _replace_folder(out, merged, processor)
+    return out
+
+
+def _replace_folder(out: Path, model, processor, keep: tuple[Path, str] | None = None) -> None:
+    """Write model + processor (and `keep` = (path, name) moved in beside them) to a temporary folder, then put it
+    in `out`'s place: a kill leaves `out` as it was."""
+    from pipeline.models.load import save_model_folder
+
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    save_model_folder(merged, processor, tmp)
+    save_model_folder(model, processor, tmp)
+    if keep:
+        shutil.move(str(keep[0]), tmp / keep[1])
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
-    return out
 
 
 def complete_model_folder(folder: Path, processor_source: Path) -> list[str]:
@@ -71,7 +81,7 @@ def fold_lora(folder: Path, adapter: Path, lora_alpha: int | None = None) -> int
     import torch
     from safetensors.torch import load_file
 
-    from pipeline.models.load import load_model_and_processor, save_model_folder
+    from pipeline.models.load import load_model_and_processor
 
     config = json.loads((adapter / ADAPTER_CONFIG).read_text())
     rank = int(config["r"])
@@ -94,11 +104,6 @@ def fold_lora(folder: Path, adapter: Path, lora_alpha: int | None = None) -> int
             w = params[target]
             w.add_((scale * (b.float() @ a.float())).to(w.dtype))
             changed += 1
-    tmp = folder.with_name(f".{folder.name}.lora.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_model_folder(model, processor, tmp)
-    # kept for the record under a name no later step reads as an adapter still to merge
-    shutil.move(str(adapter), tmp / "lora_adapter.merged")
-    shutil.rmtree(folder)
-    tmp.rename(folder)
+    # the adapter is kept for the record under a name no later step reads as an adapter still to merge
+    _replace_folder(folder, model, processor, keep=(adapter, "lora_adapter.merged"))
     return changed

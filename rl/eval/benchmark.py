@@ -8,7 +8,7 @@ and `aggregate` once; it never looks inside `gold` or `meta`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,15 +32,16 @@ class EvalItem:
         return self.id if self.variant is None else f"{self.id}#{self.variant}"
 
 
-def extract(response: str) -> tuple[str | None, str]:
+def extract(response: str, fallback: Callable[[str], str | None] | None = None) -> tuple[str | None, str]:
     """(answer text, where it came from): the `<answer>` block (its `Final Answer:` part when present, the layout
-    Vision-R1's released models write) → "answer_block"; else (None, "none"), and the benchmark may apply its own
-    fallback and report it as "fallback"."""
+    Vision-R1's released models write) → "answer_block"; else the benchmark's own `fallback` on the whole response
+    → "fallback"; else (None, "none")."""
     if answer_block(response) is not None or "<answer>" in response:
         text = final_answer(response)
         if text is not None:
             return text, "answer_block"
-    return None, "none"
+    text = fallback(response) if fallback else None
+    return (text, "fallback") if text is not None else (None, "none")
 
 
 class Benchmark:
@@ -49,14 +50,15 @@ class Benchmark:
     `aggregate` returns at least {"n": int} and "accuracy" (fraction 0-1) or "map", plus any breakdowns."""
 
     name: str = ""
-    # the default instruction appended to each question (the paper's format): subclasses may override
+    # the default instruction appended to each question (the paper's format), after `separator`
     instruction: str = ""
+    separator: str = "\n"
 
     def load(self, path: Path, image_root: Path | None = None, limit: int | None = None) -> list[EvalItem]:
         raise NotImplementedError
 
     def prompt(self, item: EvalItem) -> str:
-        return item.question + (f"\n{self.instruction}" if self.instruction else "")
+        return f"{item.question}{self.separator}{self.instruction}" if self.instruction else item.question
 
     def score(self, item: EvalItem, response: str, **options) -> dict:
         raise NotImplementedError

@@ -239,16 +239,10 @@ class MathVista(Benchmark):
             items.append(EvalItem(id=pid, question=query, images=[image] if image else [], gold=gold, meta=meta))
         return _limited(items, limit)
 
-    def prompt(self, item: EvalItem) -> str:
-        return item.question
-
     def score(self, item: EvalItem, response: str, **options) -> dict:
-        text, source = extract(response)
-        if text is not None:
+        text, source = extract(response, lambda r: mathvista_quick_extract(r, item.gold))
+        if source == "answer_block":
             text = clean_answer(text) or text
-        else:
-            text = mathvista_quick_extract(response, item.gold)
-            source = "fallback" if text is not None else "none"
         if text is None:
             return {"correct": 0.0, "extracted": None, "source": "none", "prediction": None}
         prediction = mathvista_normalize(text, item.gold)
@@ -440,14 +434,8 @@ class MathVerse(Benchmark):
             items.append(EvalItem(id=sid, question=query, images=[image] if image else [], gold=gold, meta=meta))
         return _limited(items, limit)
 
-    def prompt(self, item: EvalItem) -> str:
-        return item.question
-
     def score(self, item: EvalItem, response: str, **options) -> dict:
-        text, source = extract(response)
-        if text is None:
-            text = generic_fallback(response)
-            source = "fallback" if text is not None else "none"
+        text, source = extract(response, generic_fallback)
         if text is None:
             return {"correct": 0.0, "extracted": None, "source": "none", "rule": "no answer"}
         ok, rule = mathverse_judge(text, item.gold)
@@ -825,14 +813,8 @@ class DynaMath(Benchmark):
                 return m.group(1)
         return None
 
-    def prompt(self, item: EvalItem) -> str:
-        return item.question
-
     def score(self, item: EvalItem, response: str, **options) -> dict:
-        text, source = extract(response)
-        if text is None:
-            text = dynamath_fallback(response)
-            source = "fallback" if text is not None else "none"
+        text, source = extract(response, dynamath_fallback)
         if text is None:
             return {"correct": 0.0, "extracted": None, "source": "none"}
         ok = dynamath_match(text, item.gold["answer"], item.gold["answer_type"])

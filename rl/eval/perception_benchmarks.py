@@ -175,6 +175,13 @@ def _manifest_samples(name: str, fmt: str, path: Path, image_root: Path | None, 
 # ---------------------------------------------------------------- REC (VLM-R1)
 
 
+# VLM-R1 test_rec_r1.py's QUESTION_TEMPLATE after "{Question} "
+VLM_R1_INSTRUCTION = (
+    "First output the thinking process in <think> </think> tags and then output the final answer in "
+    "<answer> </answer> tags. Output the final answer in JSON format."
+)
+
+
 class REC(Benchmark):
     """RefCOCO / RefCOCO+ / RefCOCOg as VLM-R1 evaluates them.
 
@@ -188,14 +195,8 @@ class REC(Benchmark):
     IoU with the gold box; a hit is IoU > `iou_threshold` (0.5), strictly, as `test_rec_r1.py` counts it."""
 
     name = "rec"
-    # VLM-R1 test_rec_r1.py's QUESTION_TEMPLATE after "{Question} "
-    instruction = (
-        "First output the thinking process in <think> </think> tags and then output the final answer in "
-        "<answer> </answer> tags. Output the final answer in JSON format."
-    )
-
-    def prompt(self, item: EvalItem) -> str:
-        return f"{item.question} {self.instruction}" if self.instruction else item.question
+    instruction = VLM_R1_INSTRUCTION
+    separator = " "  # "{Question} " + the template, as test_rec_r1.py builds it
 
     def load(self, path: Path, image_root: Path | None = None, limit: int | None = None) -> list[EvalItem]:
         path = Path(path)
@@ -369,13 +370,8 @@ class OVD(Benchmark):
 
     name = "ovd"
     # the answer layout of VLM-R1's OVD data (the gold's fenced JSON); UNCONFIRMED as their eval prompt
-    instruction = (
-        "First output the thinking process in <think> </think> tags and then output the final answer in "
-        "<answer> </answer> tags. Output the final answer in JSON format."
-    )
-
-    def prompt(self, item: EvalItem) -> str:
-        return f"{item.question} {self.instruction}" if self.instruction else item.question
+    instruction = VLM_R1_INSTRUCTION
+    separator = " "
 
     def load(self, path: Path, image_root: Path | None = None, limit: int | None = None) -> list[EvalItem]:
         path = Path(path)
