@@ -43,8 +43,8 @@ def test_a_preset_that_scores_boxes_zero_is_refused_and_auto_chooses_per_type(tm
     assert "cannot score the 2 'boxes' item(s)" in msg and "src/boxes1" in msg
     assert "data.reward=auto (it picks vlm_r1_ovd for boxes)" in msg and "'vlm_r1_ovd'" in msg
     plan = check_reward(RLData(reward="auto"), items)
-    assert plan == {"boxes": {"format": 0.5, "ovd": 0.5}, "number": {"hfrrf": 1.0}}
-    assert describe_plan(plan) == "boxes: 0.5*format + 0.5*ovd; number: 1*hfrrf"
+    assert plan == {"boxes": {"box_format": 0.5, "ovd": 0.5}, "number": {"hfrrf": 1.0}}
+    assert describe_plan(plan) == "boxes: 0.5*box_format + 0.5*ovd; number: 1*hfrrf"
     with pytest.raises(Vr1Error, match="'number' item"):
         check_reward(RLData(reward="vlm_r1_ovd"), items)
 

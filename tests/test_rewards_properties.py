@@ -2,6 +2,7 @@
 pycocotools. The math-verify pool works from threads and survives a dying worker."""
 
 import json
+import math
 import random
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 from pipeline.grading.mathverify import MathVerifyPool
 from rl.rewards.detection import coco_map, ovd_reward
-from rl.rewards.registry import PRESETS, REWARDS, score
+from rl.rewards.registry import PRESETS, REWARDS, TASK_METRICS, score
 
 INFOS = [
     {"ground_truth": "C", "answer_type": "choice", "choices": ["1", "2", "3"]},
@@ -67,7 +68,9 @@ def check_all(response: str) -> None:
     for info in INFOS:
         for name in REWARDS:
             got = score(response, info, {name: 1.0})
-            assert all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in got.values()), (name, got)
+            metrics = TASK_METRICS.get(info["answer_type"], {})
+            assert all(isinstance(v, float) and 0.0 <= v <= 1.0 for k, v in got.items() if k not in metrics), got
+            assert all(math.isfinite(got[k]) and got[k] >= 0 for k in metrics), (name, got)
         for preset in PRESETS:
             assert 0.0 <= score(response, info, preset)["score"] <= 1.0
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.data.detection_sources import DETECTION_CONVERTERS
 from pipeline.data.schema import ANSWER_TYPES, IMAGE_PLACEHOLDER, Sample, strip_image_placeholders
 from pipeline.errors import FieldError
 from pipeline.grading.blocks import answer_block, final_answer
@@ -651,4 +652,6 @@ CONVERTERS: dict[str, Callable[[dict, ConvertContext], Sample]] = {
     "we_math": convert_we_math,
     "polymath": convert_polymath,
     "scemqa": convert_scemqa,
+    # COCO / LVIS / RefCOCO (expanded into samples by pipeline.data.detection_sources) and VLM-R1's REC JSON
+    **DETECTION_CONVERTERS,
 }

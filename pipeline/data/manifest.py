@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.data.detection_sources import DETECTION_FORMATS, check_options, detection_records
 from pipeline.data.formats import CONVERTERS, ConvertContext, SkipRecord
 from pipeline.data.images import (
     normalize_image_ref,
@@ -34,11 +35,17 @@ MANIFEST_KEYS = {
     "answer_type",
     "fields",
     "coord_frame",
+    "pred_frame",
     "split",
     "verify_images",
     "license",
     "description",
     "url",
+    # COCO / LVIS / RefCOCO layouts (pipeline.data.detection_sources)
+    "instances",
+    "negatives",
+    "seed",
+    "question_template",
 }
 
 
@@ -53,11 +60,18 @@ class Manifest:
     answer_type: str = "auto"
     fields: dict[str, str] = field(default_factory=dict)
     coord_frame: str | None = None
+    # the frame the model writes boxes in for this data set (its prompt may ask for one: Visual-RFT's asks for the
+    # 0-1000 grid); unset: the run's data.pred_frame, by default the policy family's own convention
+    pred_frame: str | None = None
     split: str = "train"
     verify_images: bool = True
     license: str | None = None
     description: str | None = None
     url: str | None = None
+    instances: Path | None = None  # refcoco: the COCO instances.json (default: beside the refs pickle)
+    negatives: int = 3  # OVD/detection: absent categories asked about per image (LVIS: from neg_category_ids)
+    seed: int = 0  # draws those negatives, keyed on the image id
+    question_template: str | None = None  # replaces the published question; keeps {categories}/{category}/{expression}
 
     def __post_init__(self):
         if self.format not in CONVERTERS:
@@ -66,6 +80,12 @@ class Manifest:
             raise ConfigError(
                 f"manifest '{self.name}': answer_type '{self.answer_type}' unknown; use auto or one of {ANSWER_TYPES}"
             )
+        check_options(self)
+        from pipeline.grading.geometry import FRAMES
+
+        for key in ("coord_frame", "pred_frame"):
+            if getattr(self, key) is not None and getattr(self, key) not in FRAMES:
+                raise ConfigError(f"manifest '{self.name}': {key} '{getattr(self, key)}' unknown; use one of {FRAMES}")
 
     @classmethod
     def load(cls, path: str | Path) -> Manifest:
@@ -93,9 +113,22 @@ class Manifest:
         root = (base / raw["image_root"]).resolve() if raw.get("image_root") else default_root
         kwargs = {
             k: raw[k]
-            for k in ("answer_type", "fields", "coord_frame", "split", "verify_images", "license", "description", "url")
+            for k in (
+                "answer_type",
+                "fields",
+                "coord_frame",
+                "pred_frame",
+                "split",
+                "verify_images",
+                "license",
+                "description",
+                "url",
+            )
             if k in raw
         }
+        kwargs.update({k: raw[k] for k in ("negatives", "seed", "question_template") if k in raw})
+        if raw.get("instances"):
+            kwargs["instances"] = (base / raw["instances"]).resolve()
         return cls(name=raw["name"], format=raw["format"], path=data, image_root=root, **kwargs)
 
 
@@ -289,7 +322,11 @@ def read_manifest(manifest: Manifest | str | Path, strict: bool = True) -> ReadR
     rejects: list[DataError] = []
     skipped: list[DataError] = []
     first_seen: dict[str, Loc] = {}
-    for loc, rec in iter_records(manifest.path, manifest.split):
+    if manifest.format in DETECTION_FORMATS:  # one file expands into many samples
+        records = detection_records(manifest)
+    else:
+        records = iter_records(manifest.path, manifest.split)
+    for loc, rec in records:
         try:
             if isinstance(rec, DataError):
                 raise rec
@@ -299,6 +336,8 @@ def read_manifest(manifest: Manifest | str | Path, strict: bool = True) -> ReadR
                 _settle_images(sample, manifest)
             except FieldError as e:
                 raise DataError(loc, e.field, e.message) from None
+            if manifest.pred_frame:
+                sample.meta["pred_frame"] = manifest.pred_frame
             if sample.id in first_seen:
                 raise DataError(loc, "id", f"duplicate id '{sample.id}' (first seen at {first_seen[sample.id]})")
             first_seen[sample.id] = loc

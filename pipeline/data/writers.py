@@ -158,6 +158,7 @@ def write_verl_parquet(
     pixel_budget: tuple[int, int] | None = None,
     system_prompt: str | None = None,
     embed_images: bool = True,
+    pred_frame: str | None = None,
 ) -> Path:
     """verl's multimodal parquet (geo3k layout). `extra_info` carries the reward columns
     (`pipeline.data.reward_info`, with `pixel_budget` = the policy's (min_pixels, max_pixels)) and the rest of
@@ -174,7 +175,11 @@ def write_verl_parquet(
     min_pixels, max_pixels = pixel_budget or (None, None)
     for i, s in enumerate(samples):
         info = reward_info(
-            s, lambda rel, s=s: source_image(image_root, s, rel), min_pixels=min_pixels, max_pixels=max_pixels
+            s,
+            lambda rel, s=s: source_image(image_root, s, rel),
+            min_pixels=min_pixels,
+            max_pixels=max_pixels,
+            pred_frame=pred_frame,
         )
         system = [{"role": "system", "content": system_prompt}] if system_prompt else []
         cells = [
@@ -220,6 +225,8 @@ def write_verl_parquet(
                         ("answer_type", string),
                         ("choices", string),
                         ("coord_frame", string),
+                        ("pred_frame", string),
+                        ("image_paths", string),
                         ("image_sizes", string),
                         ("min_pixels", pa.int64()),
                         ("max_pixels", pa.int64()),

@@ -27,7 +27,7 @@ def _literal(text: str):
         text = fenced[-1].strip()
     try:
         return json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # JSONDecodeError, or an integer past Python's digit limit
         pass
     if len(text) > 100_000:
         raise BoxParseError("box text too long")
@@ -38,6 +38,13 @@ def _literal(text: str):
 
 
 def check_box(value) -> list[float]:
+    if type(value) is list and len(value) == 4:
+        x1, y1, x2, y2 = value
+        if type(x1) is type(y1) is type(x2) is type(y2) is int and max(abs(x1), abs(y1), abs(x2), abs(y2)) < _EXACT:
+            # the common case (JSON integers) decided without the per-coordinate checks below, same result
+            if x1 > x2 or y1 > y2:
+                raise BoxParseError(f"box corners out of order (need x1<=x2, y1<=y2): {value}")
+            return [x1, y1, x2, y2]
     if not isinstance(value, (list, tuple)) or len(value) != 4:
         raise BoxParseError(f"a box must be 4 numbers [x1, y1, x2, y2], got {value!r:.80}")
     out = []
@@ -51,18 +58,47 @@ def check_box(value) -> list[float]:
 
 
 def parse_bbox(text: str) -> list[float]:
-    """One box, e.g. `[10, 20, 110, 220]` or `{"bbox_2d": [...]}`."""
+    """One box, e.g. `[10, 20, 110, 220]`, `{"bbox_2d": [...]}` or `(10,20),(110,220)`."""
     value = _literal(text)
     if isinstance(value, dict):
         value = value.get("bbox_2d", value.get("bbox", value.get("Position")))
     if isinstance(value, list) and len(value) == 1 and isinstance(value[0], (list, dict)):
         return parse_bbox(json.dumps(value[0]))
+    if _is_corner_pair(value):  # Visual-RFT's grounding layout: (x1,y1),(x2,y2)
+        value = [*value[0], *value[1]]
     return check_box(value)
+
+
+def _is_corner_pair(value) -> bool:
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in value)
+    )
 
 
 def parse_boxes(text: str) -> list[dict]:
     """A list of labelled boxes from VLM-R1 (`bbox_2d`/`label`), Visual-RFT (`Position`/`Confidence`) or plain
     lists of 4 numbers. `None` / `No Objects` is the empty list."""
+    # one reward call reads the same gold and answer for several terms (format, mAP, redundancy), and a gold for
+    # every response of its group: each text is parsed once, and every caller gets its own copy
+    cached = _PARSED.get(text) if isinstance(text, str) else None
+    if cached is None:
+        cached = _parse_boxes(text)
+        if len(text) <= _CACHE_TEXT_CHARS:
+            if len(_PARSED) >= _CACHE_ENTRIES:
+                _PARSED.clear()
+            _PARSED[text] = cached
+    return [{**b, "bbox_2d": list(b["bbox_2d"])} for b in cached]
+
+
+_PARSED: dict[str, list[dict]] = {}
+_CACHE_ENTRIES = 4096
+_CACHE_TEXT_CHARS = 20_000
+_EXACT = 2**53  # integers that floats hold exactly
+
+
+def _parse_boxes(text: str) -> list[dict]:
     if text.strip().strip(".").lower() in _NO_OBJECTS:
         return []
     value = _literal(text)

@@ -26,6 +26,8 @@ from transformers import (  # noqa: E402  (after the torchvision check on purpos
     Qwen2_5_VLProcessor,
     Qwen2VLForConditionalGeneration,
     Qwen2VLProcessor,
+    Qwen3VLForConditionalGeneration,
+    Qwen3VLProcessor,
 )
 
 
@@ -35,6 +37,11 @@ class Qwen2VLImageOnlyProcessor(Qwen2VLProcessor):
 
 
 class Qwen2_5_VLImageOnlyProcessor(Qwen2_5_VLProcessor):
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
+
+
+class Qwen3VLImageOnlyProcessor(Qwen3VLProcessor):
     def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
         super().__init__(image_processor, tokenizer, None, chat_template=chat_template, **kwargs)
 
@@ -53,6 +60,9 @@ class Family:
     model_class: type
     processor_class: type
     upstream_processor: str  # class name written into the folder, as on the hub
+    # the frame of the boxes the family is trained to write (its grounding convention): Qwen2.5-VL absolute pixels
+    # of its resized input, Qwen2-VL, Qwen3-VL and InternVL the 0-1000 grid; a data set's pred_frame overrides it
+    box_frame: str = "grid1000"
 
 
 FAMILIES = {
@@ -65,6 +75,18 @@ FAMILIES = {
         Qwen2_5_VLForConditionalGeneration,
         Qwen2_5_VLImageOnlyProcessor,
         "Qwen2_5_VLProcessor",
+        box_frame="abs_resized",
+    ),
+    # Qwen3-VL went back from Qwen2.5-VL's absolute pixels to relative coordinates on 0-1000 (QwenLM/Qwen3-VL
+    # cookbooks/2d_grounding.ipynb: "default coordinate system has been changed from the absolute coordinates used
+    # in Qwen2.5-VL to relative coordinates ranging from 0 to 1000")
+    "qwen3_vl": Family(
+        "qwen3_vl",
+        "qwen3_vl",
+        Qwen3VLForConditionalGeneration,
+        Qwen3VLImageOnlyProcessor,
+        "Qwen3VLProcessor",
+        box_frame="grid1000",
     ),
     "internvl": Family(
         "internvl", "internvl", InternVLForConditionalGeneration, InternVLImageOnlyProcessor, "InternVLProcessor"

@@ -35,7 +35,14 @@ class RLData:
     max_prompt_length: int = 2048  # tokens, images included at max_pixels
     max_pixels: int = 1280 * 28 * 28
     min_pixels: int = 4 * 28 * 28
-    reward: str = "hfrrf"  # a preset of rl/rewards (hfrrf, vlm_r1_rec, …) or "auto" per answer type
+    # a preset of rl/rewards (hfrrf, vlm_r1_rec, …), a reward file (path/to/file.py:function), "auto" (each answer
+    # type its default preset), or {answer type: preset} for a mixed set (types left out get their default)
+    reward: str | dict[str, str] = "hfrrf"
+    # the instruction around each question: a published template by name (rl/ptst/prompts.py) or "… {question} …"
+    prompt_template: str = "plain"
+    # the frame the policy writes boxes in; auto: the start model family's (Qwen2.5-VL pixels of its resized
+    # input, Qwen2-VL/InternVL/Qwen3-VL the 0-1000 grid). A manifest's own pred_frame wins for its samples.
+    pred_frame: str = "auto"
     # verl: false writes image paths (a shared filesystem every node sees) instead of bytes into the parquet
     embed_images: bool = True
 
@@ -48,6 +55,19 @@ class RLData:
             max_pixels=(1, None),
             min_pixels=(1, None),
         )
+        from pipeline.grading.geometry import FRAMES
+        from rl.ptst.prompts import check_template
+
+        if (why := check_template(self.prompt_template)) is not None:
+            raise ValueError(why)
+        if isinstance(self.reward, dict):
+            from pipeline.data.schema import ANSWER_TYPES
+
+            unknown = [t for t in self.reward if t not in ANSWER_TYPES]
+            if unknown:
+                raise ValueError(f"reward: {unknown} are not answer types; a per-type reward maps {ANSWER_TYPES}")
+        if self.pred_frame != "auto" and self.pred_frame not in FRAMES:
+            raise ValueError(f"pred_frame '{self.pred_frame}' unknown; use auto or one of {list(FRAMES)}")
         stray = [ref for ref in self.mix if ref not in self.manifests]
         if stray:
             raise ValueError(f"mix names {stray}, which manifests does not list (write them the same way)")

@@ -22,11 +22,22 @@ from pipeline.grading.choices import with_choices
 from pipeline.grading.geometry import smart_resize
 from pipeline.progress import progress
 from rl.ptst.config import RLData
+from rl.ptst.prompts import render_prompt
 
 
-def prompt_text(s: Sample) -> str:
-    """The question as the policy sees it (options appended when the question does not list them)."""
-    return with_choices(s.question, s.choices)
+def prompt_text(s: Sample, template: str = "plain") -> str:
+    """The question as the policy sees it: options appended when the question does not list them, then wrapped
+    in the run's prompt template."""
+    return render_prompt(template, with_choices(s.question, s.choices))
+
+
+def policy_frame(cfg: RLData, start: Path) -> str:
+    """The frame the policy writes boxes in: the config's, or (auto) the start model family's convention."""
+    if cfg.pred_frame != "auto":
+        return cfg.pred_frame
+    from pipeline.models.load import family_of
+
+    return family_of(start).box_frame
 
 
 def load_split(
@@ -71,7 +82,9 @@ def expected_image_tokens(sizes, processor, cfg: RLData, native: tuple[int, int]
     return tokens
 
 
-def measure_prompt(processor, s: Sample, root: Path, system_prompt: str | None) -> tuple[int, list[int], int, list]:
+def measure_prompt(
+    processor, s: Sample, root: Path, system_prompt: str | None, template: str = "plain"
+) -> tuple[int, list[int], int, list]:
     """(prompt tokens, image tokens per image by the processor's grid, image placeholder tokens in the prompt,
     original image sizes) for the prompt the policy gets."""
     from PIL import Image
@@ -79,7 +92,10 @@ def measure_prompt(processor, s: Sample, root: Path, system_prompt: str | None) 
     images = [Image.open(resolve_image(root, rel, "images")).convert("RGB") for rel in s.images]
     messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
     messages.append(
-        {"role": "user", "content": [{"type": "image"} for _ in images] + [{"type": "text", "text": prompt_text(s)}]}
+        {
+            "role": "user",
+            "content": [{"type": "image"} for _ in images] + [{"type": "text", "text": prompt_text(s, template)}],
+        }
     )
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     out = processor(text=[text], images=[images] if images else None, return_tensors="pt")
@@ -110,7 +126,7 @@ def validate(
         why = gold_answer_problem(s.answer, s.answer_type, s.choices)
         counts = {}
         if why is None and processor is not None:
-            n, grid, placeholders, sizes = measure_prompt(processor, s, root, system_prompt)
+            n, grid, placeholders, sizes = measure_prompt(processor, s, root, system_prompt, cfg.prompt_template)
             counts = {"prompt_tokens": n, "image_tokens": grid}
             if n > cfg.max_prompt_length:
                 why = f"prompt is {n} tokens with its images > max_prompt_length {cfg.max_prompt_length}"
@@ -133,7 +149,12 @@ def validate(
 
 
 def write_parquet(
-    items: list[tuple[Sample, Path]], out: Path, split: str, cfg: RLData, system_prompt: str | None = None
+    items: list[tuple[Sample, Path]],
+    out: Path,
+    split: str,
+    cfg: RLData,
+    system_prompt: str | None = None,
+    pred_frame: str | None = None,
 ) -> Path:
     roots = {(s.source, s.id): root for s, root in items}
     return write_verl_parquet(
@@ -141,18 +162,22 @@ def write_parquet(
         out,
         lambda s, rel: resolve_image(roots[(s.source, s.id)], rel, "images"),
         split=split,
-        prompt_fn=lambda s: "<image>" * len(s.images) + prompt_text(s),
+        prompt_fn=lambda s: "<image>" * len(s.images) + prompt_text(s, cfg.prompt_template),
         pixel_budget=(cfg.min_pixels, cfg.max_pixels),
         system_prompt=system_prompt,
         embed_images=cfg.embed_images,
+        pred_frame=pred_frame,
     )
 
 
-def trl_rows(items: list[tuple[Sample, Path]], cfg: RLData, system_prompt: str | None = None) -> list[dict]:
+def trl_rows(
+    items: list[tuple[Sample, Path]], cfg: RLData, system_prompt: str | None = None, pred_frame: str | None = None
+) -> list[dict]:
     """GRPOTrainer rows: the conversational prompt, image paths, and the same reward columns as the parquet."""
     rows = []
     for s, root in items:
-        content = [{"type": "image"} for _ in s.images] + [{"type": "text", "text": prompt_text(s)}]
+        text = prompt_text(s, cfg.prompt_template)
+        content = [{"type": "image"} for _ in s.images] + [{"type": "text", "text": text}]
         prompt = [{"role": "system", "content": [{"type": "text", "text": system_prompt}]}] if system_prompt else []
         prompt.append({"role": "user", "content": content})
         info = reward_info(
@@ -160,6 +185,7 @@ def trl_rows(items: list[tuple[Sample, Path]], cfg: RLData, system_prompt: str |
             lambda rel, root=root: resolve_image(root, rel, "images"),
             min_pixels=cfg.min_pixels,
             max_pixels=cfg.max_pixels,
+            pred_frame=pred_frame,
         )
         rows.append(
             {

@@ -74,7 +74,7 @@ def prepare_data(cfg: PTSTConfig, run_dir: Path, start: Path, engine: str) -> di
     refuses a reward that cannot score the data and a validation set that shares items with training."""
     from pipeline.data.overlap import overlap
     from pipeline.models.load import load_processor, set_pixel_budget
-    from rl.ptst.data import load_split, processor_budget, trl_rows, validate, write_parquet
+    from rl.ptst.data import load_split, policy_frame, processor_budget, trl_rows, validate, write_parquet
     from rl.ptst.preflight import check_reward, describe_plan
 
     data_dir = run_dir / "data"
@@ -86,7 +86,11 @@ def prepare_data(cfg: PTSTConfig, run_dir: Path, start: Path, engine: str) -> di
 
         train_items, decontam = drop_overlapping(train_items, cfg.data.decontam_against)
         LOG.info("decontam: %d training prompt(s) duplicate an eval item; left out", decontam["n_dropped"])
-    LOG.info("reward %s: %s", cfg.data.reward, describe_plan(check_reward(cfg.data, train_items + val_items)))
+    frame = policy_frame(cfg.data, start)
+    plan = check_reward(cfg.data, train_items + val_items, frame)
+    LOG.info("reward %s: %s", cfg.data.reward, describe_plan(plan))
+    if any(t in plan for t in ("bbox", "boxes")):
+        LOG.info("boxes: the policy writes them in the %s frame (data.pred_frame=%s)", frame, cfg.data.pred_frame)
     shared = overlap(train_items, val_items)
     if shared:
         raise Vr1Error(
@@ -121,12 +125,17 @@ def prepare_data(cfg: PTSTConfig, run_dir: Path, start: Path, engine: str) -> di
         )
     if engine == "verl":
         return {
-            "train": str(write_parquet(train, data_dir / "train.parquet", "train", cfg.data, cfg.grpo.system_prompt)),
+            "answer_types": sorted(plan),
+            "train": str(
+                write_parquet(train, data_dir / "train.parquet", "train", cfg.data, cfg.grpo.system_prompt, frame)
+            ),
             "val": str(
-                write_parquet(val or train[:1], data_dir / "val.parquet", "val", cfg.data, cfg.grpo.system_prompt)
+                write_parquet(
+                    val or train[:1], data_dir / "val.parquet", "val", cfg.data, cfg.grpo.system_prompt, frame
+                )
             ),
         }
-    return {"rows": trl_rows(train, cfg.data, cfg.grpo.system_prompt)}
+    return {"rows": trl_rows(train, cfg.data, cfg.grpo.system_prompt, frame)}
 
 
 def run(args) -> int:

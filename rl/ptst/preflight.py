@@ -8,6 +8,7 @@ import math
 import numbers
 import re
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 
 from pipeline.data.images import resolve_image
@@ -38,18 +39,21 @@ def _by_answer_type(items: list[tuple[Sample, Path]]) -> dict[str, list[tuple[Sa
     return dict(groups)
 
 
-def reward_input(s: Sample, root: Path, data: RLData) -> dict:
+def reward_input(s: Sample, root: Path, data: RLData, pred_frame: str | None = None) -> dict:
     """The reward input exactly as both engines hand it to a reward (written as columns, read back)."""
     info = reward_info(
         s,
         lambda rel: resolve_image(root, rel, "images"),
         min_pixels=data.min_pixels,
         max_pixels=data.max_pixels,
+        pred_frame=pred_frame,
     )
     return info_from_columns(s.answer, reward_columns(info))
 
 
-def check_reward(data: RLData, items: list[tuple[Sample, Path]]) -> dict[str, dict[str, float]]:
+def check_reward(
+    data: RLData, items: list[tuple[Sample, Path]], pred_frame: str | None = None
+) -> dict[str, dict[str, float]]:
     """The terms that score each answer type in `items` under `data.reward`; refuses an unknown name (naming the
     closest known one), a preset that scores some answer type 0 whatever the policy writes (hfrrf on boxes), and a
     user reward (`path/to/file.py:function`) that does not load or cannot score one sample of each type."""
@@ -71,13 +75,13 @@ def check_reward(data: RLData, items: list[tuple[Sample, Path]]) -> dict[str, di
             )
         for name in terms:
             if is_user_reward(name):
-                _try_user_reward(name, *members[0], data)
+                _try_user_reward(name, *members[0], data, pred_frame)
         plan[answer_type] = terms
     return plan
 
 
-def _try_user_reward(name: str, s: Sample, root: Path, data: RLData) -> None:
-    info = reward_input(s, root, data)
+def _try_user_reward(name: str, s: Sample, root: Path, data: RLData, pred_frame: str | None) -> None:
+    info = reward_input(s, root, data, pred_frame)
     response = format_response("Checking the reward before training.", s.answer)
     try:
         value = resolve(name)(response, info)
@@ -86,16 +90,21 @@ def _try_user_reward(name: str, s: Sample, root: Path, data: RLData) -> None:
             f"reward {name} failed on {s.source}/{s.id} ({s.answer_type}) before training: "
             f"{type(e).__name__}: {e}. It is called as fn(response: str, info: dict) with info keys {sorted(info)}"
         ) from None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+    main = value.get("score") if isinstance(value, Mapping) else value
+    if isinstance(main, bool) or not isinstance(main, numbers.Real) or not math.isfinite(float(main)):
         raise Vr1Error(
-            f"reward {name} returned {value!r} for {s.source}/{s.id}; a reward returns a finite number "
-            "(vr1 clips it to [0, 1])"
+            f"reward {name} returned {value!r:.200} for {s.source}/{s.id}; a reward returns a finite number "
+            '(vr1 clips it to [0, 1]) or a dict {"score": number, <component>: number, ...}'
         )
+    if isinstance(value, Mapping):
+        bad = [k for k, v in value.items() if isinstance(v, bool) or not isinstance(v, numbers.Real)]
+        if bad:
+            raise Vr1Error(f"reward {name} returned non-numeric component(s) {bad} for {s.source}/{s.id}")
 
 
 # the processors verl 0.9.1's `hf_processor` binds (verl/utils/tokenizer/tokenizer.py); any other it drops silently
 # (returns None, and its dataset then fails on the first image)
-VERL_FAMILIES = ("qwen2_vl", "qwen2_5_vl")
+VERL_FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
 
 
 def check_verl_family(model_folder: Path) -> None:

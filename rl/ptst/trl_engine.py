@@ -30,6 +30,12 @@ def select_metrics(logs: dict, step: int) -> dict | None:
     if "reward" not in logs:
         return None
     row = {"step": step, **{ours: logs[k] for k, ours in METRICS.items() if k in logs}}
+    # task metrics and user reward components, under the names the verl engine writes
+    row.update(
+        (k.removeprefix("rewards/").removesuffix("/mean"), v)
+        for k, v in logs.items()
+        if k.startswith("rewards/") and k.endswith("/mean") and k not in METRICS and not k.startswith("rewards/reward/")
+    )
     LOG.info("step %d: %s", step, " ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)))
     return row
 
@@ -64,7 +70,7 @@ def run_stage(cfg: PTSTConfig, index: int, stage: Stage, start: Path, stage_dir:
     set_pixel_budget(processor, cfg.data.min_pixels, cfg.data.max_pixels)
     model = trainable_policy(model, cfg.model)
     ds = datasets.Dataset.from_list(rows).cast_column("images", datasets.List(datasets.Image()))
-    terms = None if cfg.data.reward == "auto" else cfg.data.reward
+    terms = None if cfg.data.reward == "auto" else cfg.data.reward  # a name, or {answer type: name}
     # one scoring per completion: the training reward, with format and accuracy logged from the same scores
     reward_funcs = [make_trl_reward(terms, "reward", log_components=True)]
     g = cfg.grpo

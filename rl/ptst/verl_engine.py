@@ -22,6 +22,7 @@ from pipeline.errors import Vr1Error
 from pipeline.io import write_jsonl
 from pipeline.models.parts import VISION_MODULES
 from rl.ptst.config import PTSTConfig, Stage
+from rl.rewards.registry import TASK_METRICS
 
 VERL_REWARD = Path(__file__).resolve().parent.parent / "rewards" / "verl_reward.py"
 VERL_SAMPLER = Path(__file__).resolve().parent / "verl_sampler.py"
@@ -45,8 +46,18 @@ METRICS = {
 
 
 def stage_overrides(
-    cfg: PTSTConfig, index: int, stage: Stage, start: str, stage_dir: Path, train_file: str, val_file: str, name: str
+    cfg: PTSTConfig,
+    index: int,
+    stage: Stage,
+    start: str,
+    stage_dir: Path,
+    train_file: str,
+    val_file: str,
+    name: str,
+    metric_types: list[str] | None = None,
 ) -> list[str]:
+    """verl Hydra overrides for one stage; `metric_types` are the answer types of the data whose task metrics
+    (`rl.rewards.registry.TASK_METRICS`) every response reports."""
     g, c, m = cfg.grpo, cfg.cluster, cfg.model
     if m.freeze_vision_tower and not m.lora_rank:
         raise Vr1Error(
@@ -109,8 +120,13 @@ def stage_overrides(
     ]
     if c.dump_rollouts:
         ov.append(f"trainer.rollout_data_dir={stage_dir / 'rollouts'}")
-    if cfg.data.reward != "auto":
+    if isinstance(cfg.data.reward, dict):  # {answer type: reward}: a Hydra mapping
+        pairs = ",".join(f"{t}:'{reward_reference(r)}'" for t, r in cfg.data.reward.items())
+        ov.append(f"+reward.custom_reward_function.reward_kwargs.reward={{{pairs}}}")
+    elif cfg.data.reward != "auto":
         ov.append(f"+reward.custom_reward_function.reward_kwargs.reward='{reward_reference(cfg.data.reward)}'")
+    if metric_types:  # every response reports the same keys (verl collates them per key)
+        ov.append(f"+reward.custom_reward_function.reward_kwargs.metric_types={hydra_value(sorted(metric_types))}")
     if m.lora_rank:
         ov += [
             f"actor_rollout_ref.model.lora_rank={m.lora_rank}",
@@ -172,6 +188,12 @@ def parse_metrics_line(line: str) -> dict | None:
         return None
     row = {"step": int(values["step"])}
     row.update((ours, values[k]) for k, ours in METRICS.items() if k in values and math.isfinite(values[k]))
+    # the task metrics and user reward components verl_sampler reports, under the names the TRL engine writes
+    row.update(
+        (k.removeprefix("vr1/"), v)
+        for k, v in values.items()
+        if k.startswith("vr1/") and k not in METRICS and math.isfinite(v)
+    )
     return row
 
 
@@ -221,7 +243,10 @@ def run_stage(
 ) -> dict:
     """Launch (or resume) the stage, stream its metrics, merge its last checkpoint into `final/` and complete it.
     `start` is what verl loads (a folder or a hub id); `start_files` a local folder with its processor files."""
-    overrides = stage_overrides(cfg, index, stage, str(start), stage_dir, files["train"], files["val"], name)
+    metric_types = [t for t in files.get("answer_types", ()) if t in TASK_METRICS]
+    overrides = stage_overrides(
+        cfg, index, stage, str(start), stage_dir, files["train"], files["val"], name, metric_types
+    )
     cmd = launch_command(overrides)
     print(f"stage {index} (verl): {shlex.join(cmd)}", flush=True)  # noqa: T201 - the command is the point
     if dry_run:

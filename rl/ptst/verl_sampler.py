@@ -7,8 +7,9 @@ training metrics without it (only validation reads it), and its rollout dump kee
 the metrics a sampler's `sample()` returns into the step's logged metrics (`trainer_base.py`, `_step_once`), so the
 sampler is the one place that sees the sampled batch and can report:
 
-- `vr1/format_rate`, `vr1/accuracy`: the mean of the reward's own components over the step's responses (never
-  recomputed from text);
+- `vr1/format_rate`, `vr1/accuracy`, and `vr1/<metric>` for the task metrics (REC IoU and Acc@0.5, OVD mAP and
+  redundancy, boxes per answer) and a user reward's components: the mean of the reward's own values over the step's
+  responses that report them (never recomputed from text);
 - `vr1/response_clip_ratio`: the share of responses that reached the configured `max_response_length` (verl's
   `response_length/clip_ratio` in V1 compares with the longest response of the step instead, so it is never 0).
 
@@ -17,6 +18,7 @@ Names avoid "max"/"min": verl's metrics aggregator reduces such names by max/min
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -43,14 +45,21 @@ def reward_components(extra_fields: Iterable) -> list[Mapping]:
 
 
 def step_metrics(infos: Sequence[Mapping], response_lengths: Sequence[int], max_response_length: int | None) -> dict:
+    """The mean of every reward component over the responses that report it (NaN: not this response's task),
+    as `vr1/<name>`; format and accuracy under their established names."""
     out = {}
-    for key, name in COMPONENTS.items():
-        values = [float(i[key]) for i in infos if isinstance(i.get(key), (int, float))]
+    keys = dict.fromkeys(k for i in infos for k in i if k != "score")
+    for key in keys:
+        values = [float(i[key]) for i in infos if _number(i.get(key))]
         if values:
-            out[name] = sum(values) / len(values)
+            out[COMPONENTS.get(key, f"vr1/{key}")] = sum(values) / len(values)
     if max_response_length and response_lengths:
         out[CLIP_RATIO] = sum(n >= max_response_length for n in response_lengths) / len(response_lengths)
     return out
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class RewardComponentsReplayBuffer(ReplayBuffer):

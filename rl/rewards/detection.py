@@ -10,25 +10,49 @@ import numpy as np
 
 from pipeline.grading.blocks import answer_block
 from pipeline.grading.boxes import BoxParseError, parse_bbox, parse_boxes
-from pipeline.grading.geometry import MAX_BOXES, coco_map, frames_of, greedy_matches, iou, to_normalized
+from pipeline.grading.geometry import MAX_BOXES, coco_map, frames_of, greedy_matches, iou, to_frame
+from rl.rewards.format import format_reward
 
 
-def rec_iou_reward(response: str, info: Mapping) -> float:
-    """REC: IoU between the single predicted box in the `<answer>` block and the gold box, both mapped to
-    normalised coordinates from their frames. Not exactly one parseable box (none, several, junk): 0."""
+def _rec_boxes(response: str, info: Mapping) -> tuple[list[float], list[float]] | None:
+    """(predicted box mapped into the gold's frame, gold box), or None when the answer is not exactly one box."""
     pred = answer_block(response)
     if pred is None:
-        return 0.0
+        return None
     try:
         box = parse_bbox(pred)
         gold = parse_bbox(str(info["ground_truth"]))
     except BoxParseError:
-        return 0.0
+        return None
     gold_frame, pred_frame = frames_of(info)
-    return iou(to_normalized(box, pred_frame, info), to_normalized(gold, gold_frame, info))
+    return to_frame(box, pred_frame, gold_frame, info), gold
+
+
+def rec_iou_reward(response: str, info: Mapping) -> float:
+    """REC: IoU between the single predicted box in the `<answer>` block, mapped into the gold's frame, and the
+    gold box. Not exactly one parseable box (none, several, junk): 0."""
+    boxes = _rec_boxes(response, info)
+    return 0.0 if boxes is None else iou(*boxes)
+
+
+def giou_reward(response: str, info: Mapping) -> float:
+    """Grounding (Visual-RFT's LISA setting): generalised IoU of the single predicted box with the gold, rescaled
+    from [-1, 1] to [0, 1] (Visual-RFT adds 1 and rewards in [0, 2]). Unlike IoU it still ranks boxes that miss:
+    a near miss scores more than a far one. Not exactly one parseable box: 0."""
+    boxes = _rec_boxes(response, info)
+    if boxes is None:
+        return 0.0
+    a, b = boxes
+    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    hull = (max(a[2], b[2]) - min(a[0], b[0])) * (max(a[3], b[3]) - min(a[1], b[1]))
+    if union <= 0 or hull <= 0:
+        return 0.0
+    return (inter / union - (hull - union) / hull + 1) / 2
 
 
 def _parse_pred_boxes(response: str, info: Mapping) -> list[dict] | None:
+    """The predicted boxes mapped into the gold's frame; None when the answer does not parse."""
     pred = answer_block(response)
     if pred is None:
         return None
@@ -36,15 +60,40 @@ def _parse_pred_boxes(response: str, info: Mapping) -> list[dict] | None:
         boxes = parse_boxes(pred)
     except BoxParseError:
         return None
-    _, pred_frame = frames_of(info)
-    return [{**b, "bbox_2d": to_normalized(b["bbox_2d"], pred_frame, info)} for b in boxes]
+    gold_frame, pred_frame = frames_of(info)
+    if gold_frame == pred_frame:
+        return boxes
+    return [{**b, "bbox_2d": to_frame(b["bbox_2d"], pred_frame, gold_frame, info)} for b in boxes]
 
 
 def _gold_boxes(info: Mapping) -> list[dict]:
-    gold_frame, _ = frames_of(info)
-    return [
-        {**b, "bbox_2d": to_normalized(b["bbox_2d"], gold_frame, info)} for b in parse_boxes(str(info["ground_truth"]))
-    ]
+    return parse_boxes(str(info["ground_truth"]))
+
+
+def box_format_reward(response: str, info: Mapping) -> float:
+    """VLM-R1's task format: the `<think>…</think><answer>…</answer>` structure, and an answer in the task's box
+    layout: exactly one box for REC (`bbox`), a parseable box list for OVD and detection (`boxes`; "None" / "No
+    Objects" is the empty list). Other answer types: the structure alone."""
+    if not format_reward(response):
+        return 0.0
+    answer_type = info.get("answer_type")
+    if answer_type == "bbox":
+        return float(_rec_boxes(response, info) is not None)
+    if answer_type == "boxes":
+        pred = _parse_pred_boxes(response, info)
+        return float(pred is not None and len(pred) <= MAX_BOXES)
+    return 1.0
+
+
+def boxes_in_answer(response: str, info: Mapping) -> float:
+    """How many boxes the answer block holds (0 when it does not parse): a metric, not a reward."""
+    pred = answer_block(response)
+    if pred is None:
+        return 0.0
+    try:
+        return float(len(parse_boxes(pred)))
+    except BoxParseError:
+        return 0.0
 
 
 def _without_duplicates(boxes: list[dict]) -> list[dict]:
@@ -80,11 +129,27 @@ def _matched_boxes(response: str, info: Mapping, measure, dedupe: bool = False) 
     return measure(gold, pred)
 
 
+def ovd_map(response: str, info: Mapping) -> float:
+    """OVD's accuracy term: COCO mAP@[.5:.95] of the labelled predicted boxes. No gold boxes: 1 iff no boxes are
+    predicted. Unparseable output or more than 100 boxes: 0."""
+    return _matched_boxes(response, info, coco_map)
+
+
+def ovd_redundancy(response: str, info: Mapping) -> float:
+    """OVD's redundancy factor min(1, n_gold / n_pred): below 1 when the answer holds more boxes than the image
+    has objects. No predicted boxes: 1 (nothing redundant); unparseable or flooded output: 0."""
+    boxes = _gold_and_pred(response, info)
+    if boxes is None:
+        return 0.0
+    gold, pred = boxes
+    return min(1.0, len(gold) / len(pred)) if pred else 1.0
+
+
 def ovd_reward(response: str, info: Mapping) -> float:
     """OVD: min(1, n_gold / n_pred) x COCO mAP@[.5:.95] of the labelled predicted boxes (the factor stops
     duplicate-box flooding). No gold boxes: 1 iff no boxes are predicted. Unparseable output or more than 100
     boxes: 0."""
-    return _matched_boxes(response, info, lambda gold, pred: min(1.0, len(gold) / len(pred)) * coco_map(gold, pred))
+    return ovd_redundancy(response, info) * ovd_map(response, info)
 
 
 def det_iou_reward(response: str, info: Mapping) -> float:

@@ -15,7 +15,8 @@ from rl.rewards.registry import resolve_terms, score_batch
 
 GOLD_COLUMNS = ("answer", "solution", "ground_truth")
 NOT_INFO = {"prompt", "prompts", "image", "images", "completion_ids", "messages"}  # TRL's own per-sample columns
-COMPONENTS = ("format", "accuracy")
+# the reward terms' own names are not logged again: `score` is the reward itself, the terms are in the preset
+NOT_METRICS = {"score"}
 
 
 def completion_text(completion) -> str:
@@ -49,9 +50,10 @@ def make_trl_reward(
 ):
     """A TRL reward function computing `score(...)[key]` for each completion (weights as in `score`).
 
-    With `log_components`, the same scoring also reports the mean format and accuracy of the batch through
-    TRL's `log_metric` (as `rewards/format/mean`, `rewards/accuracy/mean`): one scoring per completion gives
-    the training reward and both metrics."""
+    With `log_components`, the same scoring also reports through TRL's `log_metric` the batch mean of the format
+    and accuracy, of the task metrics (REC IoU and Acc@0.5, OVD mAP and redundancy, boxes per answer) and of a user
+    reward's components, each over the completions that report it (`rewards/<name>/mean`): one scoring per
+    completion gives the training reward and every metric."""
     if terms is not None:
         resolve_terms(terms, None)  # fail at start-up on a typo
 
@@ -59,8 +61,9 @@ def make_trl_reward(
         texts = [completion_text(c) for c in completions]
         results = score_batch(texts, _infos(len(texts), columns), terms)
         if log_components and log_metric is not None and results:
-            for component in COMPONENTS:
-                log_metric(f"rewards/{component}/mean", sum(r[component] for r in results) / len(results))
+            for name in dict.fromkeys(k for r in results for k in r if k not in NOT_METRICS):
+                values = [r[name] for r in results if name in r]
+                log_metric(f"rewards/{name}/mean", sum(values) / len(values))
         return [r[key] for r in results]
 
     reward.__name__ = name or (terms if isinstance(terms, str) else "vr1_reward")
