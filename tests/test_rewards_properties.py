@@ -193,3 +193,33 @@ def test_a_hanging_comparison_is_killed_and_scores_zero(tmp_path):
         assert got == [1.0, 0.0, 1.0, 0.0] and pool.killed == 1
     finally:
         pool.close()
+
+
+def test_coco_map_matches_pycocotools_with_and_without_contested_gold_boxes():
+    # jittered copies of the gold (no gold box is the candidate of two detections) take the vectorised path;
+    # duplicated and overlapping predictions (contested gold boxes) take the greedy loop
+    r = random.Random(7)
+    for case in range(60):
+        gold = []
+        for _ in range(r.randint(5, 30)):
+            x, y = r.randint(0, 900), r.randint(0, 900)
+            gold.append({"label": r.choice("ab"), "bbox_2d": [x, y, x + r.randint(10, 90), y + r.randint(10, 90)]})
+        pred = [
+            {"label": g["label"], "bbox_2d": [v + r.randint(-5, 5) for v in g["bbox_2d"]], "confidence": r.random()}
+            for g in gold
+            if r.random() < 0.8
+        ]
+        pred = [p for p in pred if p["bbox_2d"][0] < p["bbox_2d"][2] and p["bbox_2d"][1] < p["bbox_2d"][3]]
+        if case % 2:
+            pred += [dict(p, confidence=p["confidence"] / 2) for p in pred[: len(pred) // 2]]
+        assert coco_map(gold, pred) == pytest.approx(pycocotools_map(gold, pred), abs=1e-9), case
+
+
+def test_parsed_boxes_are_each_callers_own():
+    from pipeline.grading.boxes import parse_boxes
+
+    text = '[{"bbox_2d": [1, 2, 3, 4], "label": "cat"}]'
+    first = parse_boxes(text)
+    first[0]["bbox_2d"][0] = 99
+    first[0]["label"] = "dog"
+    assert parse_boxes(text) == [{"bbox_2d": [1, 2, 3, 4], "label": "cat"}]

@@ -11,7 +11,15 @@ from PIL import Image
 from pipeline.models.load import load_model_and_processor
 from pipeline.models.tiny import REASONING_TOKENS, build_tiny_model, folder_digest
 
-FAMILIES = ["qwen2_vl", "qwen2_5_vl", "internvl"]
+FAMILIES = ["qwen2_vl", "qwen2_5_vl", "qwen3_vl", "internvl"]
+
+
+@pytest.fixture(scope="module")
+def models(tiny_models, tmp_path_factory):
+    """The session's tiny models, with Qwen3-VL built here where the shared fixture does not build it."""
+    if "qwen3_vl" in tiny_models:
+        return tiny_models
+    return {**tiny_models, "qwen3_vl": build_tiny_model("qwen3_vl", tmp_path_factory.mktemp("tiny3") / "q3", seed=0)}
 
 
 def prompt_inputs(processor, n_images: int):
@@ -33,8 +41,8 @@ def test_same_seed_same_bytes(family, tmp_path):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_tokenizer_has_family_and_reasoning_tokens(family, tiny_models):
-    _, processor = load_model_and_processor(tiny_models[family])
+def test_tokenizer_has_family_and_reasoning_tokens(family, models):
+    _, processor = load_model_and_processor(models[family])
     tok = processor.tokenizer
     needed = ["<|im_start|>", "<|im_end|>"] + (
         ["<img>", "</img>", "<IMG_CONTEXT>"]
@@ -50,8 +58,8 @@ def test_tokenizer_has_family_and_reasoning_tokens(family, tiny_models):
 
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("n_images", [1, 2])
-def test_generate_from_image_prompts(family, n_images, tiny_models):
-    model, processor = load_model_and_processor(tiny_models[family])
+def test_generate_from_image_prompts(family, n_images, models):
+    model, processor = load_model_and_processor(models[family])
     inputs = prompt_inputs(processor, n_images)
     image_token = processor.image_token_id
     assert (inputs["input_ids"] == image_token).sum() > 0
@@ -68,11 +76,11 @@ def test_generate_from_image_prompts(family, n_images, tiny_models):
     assert torch.equal(out, again)
 
 
-@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl"])
-def test_mm_token_type_ids_reaches_the_model(family, tiny_models):
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl", "qwen3_vl"])
+def test_mm_token_type_ids_reaches_the_model(family, models):
     """The processor returns mm_token_type_ids and the model depends on it: some transformers 5 releases silently
     fall back to 1-D positions without it (logits differ), newer ones refuse (ValueError)."""
-    model, processor = load_model_and_processor(tiny_models[family])
+    model, processor = load_model_and_processor(models[family])
     inputs = prompt_inputs(processor, 1)
     with torch.no_grad():
         with_ids = model(**inputs).logits
@@ -85,8 +93,8 @@ def test_mm_token_type_ids_reaches_the_model(family, tiny_models):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_one_optimizer_step(family, tiny_models):
-    model, processor = load_model_and_processor(tiny_models[family])
+def test_one_optimizer_step(family, models):
+    model, processor = load_model_and_processor(models[family])
     model.train()
     inputs = prompt_inputs(processor, 2)
     labels = inputs["input_ids"].clone()
@@ -104,7 +112,8 @@ def test_one_optimizer_step(family, tiny_models):
 
 def _to_hub_layout(src, dst, family):
     """Rewrite a tiny folder into the file layout of the published checkpoints (Qwen2.5-VL-7B-Instruct:
-    chat_template.json, min/max_pixels keys; InternVL3-*-hf: `...Fast` class name, a video processor config)."""
+    chat_template.json, min/max_pixels keys; Qwen3-VL-*-Instruct and InternVL3-*-hf: `...Fast` class name, a video
+    processor config)."""
     shutil.copytree(src, dst)
     template = (dst / "chat_template.jinja").read_text()
     (dst / "chat_template.jinja").unlink()
@@ -115,6 +124,11 @@ def _to_hub_layout(src, dst, family):
         (dst / "video_preprocessor_config.json").write_text(
             json.dumps({"video_processor_type": "InternVLVideoProcessor", "processor_class": "InternVLProcessor"})
         )
+    elif family == "qwen3_vl":
+        pre["image_processor_type"] = "Qwen2VLImageProcessorFast"
+        (dst / "video_preprocessor_config.json").write_text(
+            json.dumps({"video_processor_type": "Qwen3VLVideoProcessor", "processor_class": "Qwen3VLProcessor"})
+        )
     else:
         size = pre.pop("size")
         pre.update(min_pixels=size["shortest_edge"], max_pixels=size["longest_edge"])
@@ -124,10 +138,10 @@ def _to_hub_layout(src, dst, family):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_loader_opens_hub_layout(family, tiny_models, tmp_path):
-    hub = _to_hub_layout(tiny_models[family], tmp_path / "hub", family)
+def test_loader_opens_hub_layout(family, models, tmp_path):
+    hub = _to_hub_layout(models[family], tmp_path / "hub", family)
     model, processor = load_model_and_processor(hub)
-    ref_model, ref_processor = load_model_and_processor(tiny_models[family])
+    ref_model, ref_processor = load_model_and_processor(models[family])
     a, b = prompt_inputs(processor, 1), prompt_inputs(ref_processor, 1)
     assert torch.equal(a["input_ids"], b["input_ids"]) and torch.allclose(a["pixel_values"], b["pixel_values"])
 

@@ -345,6 +345,33 @@ def convert_visual_rft(rec: dict, ctx: ConvertContext) -> Sample:
     )
 
 
+_LISA_IMAGE = re.compile(r"<img>(.*?)</img>", re.S)
+_LISA_INSTRUCTION = "Output the bounding box in the image corresponding to the instruction:"
+
+
+def convert_visual_rft_lisa(rec: dict, ctx: ConvertContext) -> Sample:
+    """Visual-RFT's reasoning-grounding set (lisa_evaluation/gen_sft.py writes it): `conversations` [user: `<img>PATH
+    </img>\n Output the bounding box … instruction: X`, assistant: `(x1,y1),(x2,y2)`], boxes on the 0-1000 grid.
+    The question is the instruction X alone: the run's prompt template (`visual_rft_grounding`) puts the published
+    sentence around it."""
+    question, answer, _ = _first_exchange(_turns(rec.get("conversations"), "conversations"), "conversations")
+    found = _LISA_IMAGE.search(question)
+    if not found:
+        raise FieldError("conversations[0].value", "no <img>PATH</img> in the user turn")
+    text = _LISA_IMAGE.sub("", question).strip()
+    text = text.split(_LISA_INSTRUCTION, 1)[1].strip() if _LISA_INSTRUCTION in text else text
+    sub = ConvertContext(ctx.source, ctx.answer_type, ctx.fields, ctx.coord_frame or "grid1000")
+    return finish(
+        sub,
+        id=record_id(rec, ctx),
+        question=text,
+        answer=answer,
+        images=[found.group(1).strip()],
+        answer_type="bbox",
+        meta={"pred_frame": "grid1000"},  # the prompt asks for the same grid the gold is on
+    )
+
+
 def convert_easyr1(rec: dict, ctx: ConvertContext) -> Sample:
     """EasyR1 / geometry3k: `problem` with one `<image>` per image, `answer`, `images`, optional `choices`."""
     problem = _get(rec, ctx.column("question", "problem"), str)
@@ -644,6 +671,7 @@ CONVERTERS: dict[str, Callable[[dict, ConvertContext], Sample]] = {
     "sharegpt": convert_sharegpt,
     "vlm_r1": convert_vlm_r1,
     "visual_rft": convert_visual_rft,
+    "visual_rft_lisa": convert_visual_rft_lisa,
     "easyr1": convert_easyr1,
     "verl_parquet": convert_verl,
     "lmm_r1": convert_lmm_r1,

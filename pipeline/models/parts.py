@@ -6,11 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-# Parameter-name prefixes of the unwrapped transformers 5 models, per family.
-VISION = {"qwen2_vl": "model.visual.", "qwen2_5_vl": "model.visual.", "internvl": "model.vision_tower."}
+# Parameter-name prefixes of the unwrapped transformers 5 models, per family (a tuple: any of them).
+VISION = {
+    "qwen2_vl": "model.visual.",
+    "qwen2_5_vl": "model.visual.",
+    "qwen3_vl": "model.visual.",
+    "internvl": "model.vision_tower.",
+}
 PROJECTOR = {
     "qwen2_vl": "model.visual.merger.",
     "qwen2_5_vl": "model.visual.merger.",
+    # Qwen3-VL's DeepStack mergers map intermediate vision features into the language model's hidden size, as the
+    # final merger does: they bridge the two models, so they freeze and train with the projector, not the tower
+    "qwen3_vl": ("model.visual.merger.", "model.visual.deepstack_merger_list."),
     "internvl": "model.multi_modal_projector.",
 }
 PARTS = ("language", "vision", "projector")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pipeline.errors import Vr1Error
 from pipeline.io import atomic_path
-from pipeline.models.chat_templates import INTERNVL_TEMPLATE, QWEN_VL_TEMPLATE
+from pipeline.models.chat_templates import INTERNVL_TEMPLATE, QWEN3_VL_TEMPLATE, QWEN_VL_TEMPLATE
 from pipeline.models.load import FAMILIES, save_model_folder
 
 REASONING_TOKENS = ["<think>", "</think>", "<answer>", "</answer>"]
@@ -70,6 +70,14 @@ TEXT = dict(
 SMALL_TEXT = dict(TEXT, hidden_size=256, intermediate_size=512)
 SMALL_VISION = dict(hidden_size=128, intermediate_size=256, num_heads=2)
 IMAGE_PIXELS = dict(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 64)  # 4..64 visual tokens per image
+# Qwen3-VL's patches are 16 pixels (32 per visual token after the 2x2 merge): the same 4..64 tokens per image
+QWEN3_VL_IMAGE_PIXELS = dict(min_pixels=32 * 32 * 4, max_pixels=32 * 32 * 64)
+CHAT_TEMPLATES = {
+    "qwen2_vl": QWEN_VL_TEMPLATE,
+    "qwen2_5_vl": QWEN_VL_TEMPLATE,
+    "qwen3_vl": QWEN3_VL_TEMPLATE,
+    "internvl": INTERNVL_TEMPLATE,
+}
 
 
 def _corpus(seed: int) -> list[str]:
@@ -148,6 +156,20 @@ def _image_processor(family: str):
         )
     from transformers import Qwen2VLImageProcessorPil
 
+    if family == "qwen3_vl":
+        # Qwen3-VL ships Qwen2-VL's image processor with 16-pixel patches and mean = std = 0.5 (its hub
+        # preprocessor_config.json); transformers has no Qwen3-VL image processor class of its own
+        return Qwen2VLImageProcessorPil(
+            size={
+                "shortest_edge": QWEN3_VL_IMAGE_PIXELS["min_pixels"],
+                "longest_edge": QWEN3_VL_IMAGE_PIXELS["max_pixels"],
+            },
+            patch_size=16,
+            temporal_patch_size=2,
+            merge_size=2,
+            image_mean=[0.5, 0.5, 0.5],
+            image_std=[0.5, 0.5, 0.5],
+        )
     return Qwen2VLImageProcessorPil(
         size={"shortest_edge": IMAGE_PIXELS["min_pixels"], "longest_edge": IMAGE_PIXELS["max_pixels"]},
         patch_size=14,
@@ -188,14 +210,11 @@ def _model_config(family: str, tokenizer, size: str = "tiny"):
             vision_feature_select_strategy="default",
             tie_word_embeddings=False,
         )
+    if family == "qwen3_vl":
+        return _qwen3_vl_config(text, _tokens_of(ids), size)
     half = base["hidden_size"] // base["num_attention_heads"] // 2  # mrope_section sums to head_dim / 2
     rope = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [half // 4, 3 * half // 8, 3 * half // 8]}
-    tokens = dict(
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-    )
+    tokens = _tokens_of(ids)
     if family == "qwen2_vl":
         from transformers import Qwen2VLConfig
 
@@ -233,9 +252,55 @@ def _model_config(family: str, tokenizer, size: str = "tiny"):
     )
 
 
+def _tokens_of(ids: dict[str, int]) -> dict[str, int]:
+    return dict(
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+    )
+
+
+def _qwen3_vl_config(text: dict, tokens: dict, size: str):
+    """Qwen3-VL at tiny sizes with what sets it apart kept: explicit head_dim, interleaved M-RoPE, 16-pixel patches,
+    learned position embeddings interpolated to the grid, and DeepStack (features of vision layers 0 and 1 added to
+    the first two language layers)."""
+    from transformers import Qwen3VLConfig
+
+    head_dim = text["hidden_size"] // text["num_attention_heads"]
+    half = head_dim // 2
+    hw = half * 20 // 64  # Qwen3-VL-*'s [24, 20, 20] of 64, scaled; interleaving gives T the remainder
+    rope = {
+        "rope_type": "default",
+        "rope_theta": 5e6,
+        "mrope_section": [half - 2 * hw, hw, hw],
+        "mrope_interleaved": True,
+    }
+    vision = dict(
+        depth=2,
+        hidden_size=32,
+        intermediate_size=64,
+        num_heads=2,
+        out_hidden_size=text["hidden_size"],
+        patch_size=16,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        num_position_embeddings=64,  # an 8x8 grid of learned positions, bilinearly resized to each image's grid
+        deepstack_visual_indexes=[0, 1],
+    )
+    if size == "small":
+        vision.update(SMALL_VISION)
+    return Qwen3VLConfig(
+        text_config=dict(text, head_dim=head_dim, rope_parameters=rope),
+        vision_config=vision,
+        tie_word_embeddings=False,
+        **tokens,
+    )
+
+
 def build_tiny_model(family: str, out: str | Path, seed: int = 0, overwrite: bool = True, size: str = "tiny") -> Path:
     """Write a tiny random-init model of `family` to `out` (atomically) and return the path; `size="small"` for
-    GPU kernels (64-dimensional attention heads; Qwen2.5-VL)."""
+    GPU kernels (64-dimensional attention heads; Qwen2.5-VL and Qwen3-VL)."""
     import torch
     from transformers import GenerationConfig
 
@@ -246,7 +311,7 @@ def build_tiny_model(family: str, out: str | Path, seed: int = 0, overwrite: boo
         raise Vr1Error(f"{out} exists; pass overwrite=True (CLI: --overwrite) to replace it")
     fam = FAMILIES[family]
     tokenizer = build_tokenizer(family, seed)
-    tokenizer.chat_template = INTERNVL_TEMPLATE if family == "internvl" else QWEN_VL_TEMPLATE
+    tokenizer.chat_template = CHAT_TEMPLATES[family]
     config = _model_config(family, tokenizer, size)
     torch.manual_seed(seed)
     model = fam.model_class(config).eval()

@@ -180,6 +180,12 @@ async def generate(
 
 def load_items(spec: BenchmarkSpec) -> tuple[Benchmark, dict[str, EvalItem]]:
     bench = get_benchmark(spec.name)
+    if "prompt_template" in spec.options:  # ask as training asked (pipeline/data/prompts.py)
+        from pipeline.data.prompts import check_template
+
+        if (why := check_template(spec.options["prompt_template"])) is not None:
+            raise Vr1Error(f"benchmark {spec.name}: {why}")
+        bench.prompt_template = spec.options["prompt_template"]
     path = Path(spec.path)
     if not path.exists():
         raise Vr1Error(f"benchmark {spec.name}: {path} not found (benchmarks.path)")

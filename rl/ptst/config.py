@@ -38,7 +38,7 @@ class RLData:
     # a preset of rl/rewards (hfrrf, vlm_r1_rec, …), a reward file (path/to/file.py:function), "auto" (each answer
     # type its default preset), or {answer type: preset} for a mixed set (types left out get their default)
     reward: str | dict[str, str] = "hfrrf"
-    # the instruction around each question: a published template by name (rl/ptst/prompts.py) or "… {question} …"
+    # the instruction around each question: a published template by name (pipeline/data/prompts.py) or "… {question} …"
     prompt_template: str = "plain"
     # the frame the policy writes boxes in; auto: the start model family's (Qwen2.5-VL pixels of its resized
     # input, Qwen2-VL/InternVL/Qwen3-VL the 0-1000 grid). A manifest's own pred_frame wins for its samples.
@@ -55,8 +55,8 @@ class RLData:
             max_pixels=(1, None),
             min_pixels=(1, None),
         )
+        from pipeline.data.prompts import check_template
         from pipeline.grading.geometry import FRAMES
-        from rl.ptst.prompts import check_template
 
         if (why := check_template(self.prompt_template)) is not None:
             raise ValueError(why)
@@ -161,6 +161,8 @@ class PTSTConfig:
     cluster: Cluster = field(default_factory=Cluster)
     save_steps: int = 25  # TRL checkpoints (resume points) every N steps
     report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
+    # an eval config (configs/eval/NAME) run on the last stage's final model when the whole schedule has run
+    eval: str | None = None
     seed: int = 42
     device: str = "auto"
 

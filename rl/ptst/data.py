@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pipeline.data.images import resolve_image
 from pipeline.data.manifest import Manifest, read_manifest
+from pipeline.data.prompts import render_prompt
 from pipeline.data.reward_info import reward_columns, reward_info
 from pipeline.data.schema import Sample
 from pipeline.data.writers import write_verl_parquet
@@ -22,7 +23,6 @@ from pipeline.grading.choices import with_choices
 from pipeline.grading.geometry import smart_resize
 from pipeline.progress import progress
 from rl.ptst.config import RLData
-from rl.ptst.prompts import render_prompt
 
 
 def prompt_text(s: Sample, template: str = "plain") -> str:

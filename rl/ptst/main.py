@@ -155,6 +155,10 @@ def run(args) -> int:
             raise Vr1Error("the verl path cannot start here:\n  - " + "\n  - ".join(missing))
         for problem in missing:
             LOG.warning("not ready for a real launch: %s", problem)
+    if cfg.eval:  # a typo in the eval config fails now, not after the last stage
+        from rl.eval.config import EvalConfig
+
+        load_config(EvalConfig, cfg.eval, [])
     # absolute: verl's Ray workers (other nodes included) read these paths
     run = create_run_dir("ptst", to_dict(cfg), name=name, root=args.runs_root)
     run_dir = run.path.resolve()
@@ -219,4 +223,19 @@ def run(args) -> int:
             "stage_N/checkpoints, stage_N/tensorboard, data/validation.json"
         )
         run.mark_latest()
+        if cfg.eval and stages[-1] == len(cfg.stages):
+            evaluate_final(cfg.eval, results[-1]["final"], f"ptst-{name}", args.runs_root)
     return 0
+
+
+def evaluate_final(eval_config: str, final: str, name: str, runs_root: str) -> None:
+    """`vr1 eval --config EVAL --name NAME model.model=FINAL`: the config's benchmarks on the schedule's output.
+    Training is done (and `latest` moved) before this runs: an eval that fails exits non-zero with its own cause."""
+    import argparse
+
+    from rl.eval.run import run_generate
+
+    LOG.info("evaluating %s with eval config %s", final, eval_config)
+    run_generate(
+        argparse.Namespace(config=eval_config, overrides=[f"model.model={final}"], name=name, runs_root=runs_root)
+    )

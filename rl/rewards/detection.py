@@ -90,10 +90,12 @@ def boxes_in_answer(response: str, info: Mapping) -> float:
     pred = answer_block(response)
     if pred is None:
         return 0.0
-    try:
-        return float(len(parse_boxes(pred)))
-    except BoxParseError:
-        return 0.0
+    for count in (lambda: 1 if parse_bbox(pred) else 0, lambda: len(parse_boxes(pred))):  # one box, or a list
+        try:
+            return float(count())
+        except BoxParseError:
+            continue
+    return 0.0
 
 
 def _without_duplicates(boxes: list[dict]) -> list[dict]:
