@@ -35,9 +35,7 @@ class Curve:
 _CURVES: list[Curve] = []
 
 
-def record_curve(
-    name: str, x_label: str, y_label: str, points: list[tuple[float, float]], note: str = ""
-) -> Curve:
+def record_curve(name: str, x_label: str, y_label: str, points: list[tuple[float, float]], note: str = "") -> Curve:
     """Keep a scaling curve for this bench's `save_result` and print it as a table."""
     curve = Curve(name, x_label, y_label, [(float(x), float(y)) for x, y in points], note)
     _CURVES.append(curve)

@@ -231,3 +231,36 @@ def test_metrics_parser_reads_numpy_reprs_and_skips_other_lines():
     assert row == {"step": 3, "reward_mean": 0.412, "learning_rate": 1e-06}
     assert parse_metrics_line("\x1b[36m(TaskRunnerV1 pid=1)\x1b[0m Dumped generations to /x") is None
     assert parse_metrics_line("INFO something else") is None
+
+
+PERCEPTION_CONFIGS = [
+    "ptst/rec_vlm_r1",
+    "ptst/ovd_vlm_r1",
+    "ptst/detection_visual_rft",
+    "ptst/classification_visual_rft",
+    "ptst/reasoning_grounding",
+]
+
+
+@pytest.mark.parametrize("name", PERCEPTION_CONFIGS)
+def test_perception_recipes_compose_on_verl_with_their_reward(name, tmp_path):
+    """Each published perception recipe composes and validates on verl's own config; the reward verl's loader will
+    call carries the recipe's preset (or its per-type mapping) and the task metrics of the data's answer types."""
+    from rl.rewards.registry import PRESETS
+
+    cfg = load_config(PTSTConfig, name)
+    types = ["bbox"] if name in ("ptst/rec_vlm_r1", "ptst/reasoning_grounding") else ["boxes"]
+    if name == "ptst/classification_visual_rft":
+        types = []
+    overrides = stage_overrides(
+        cfg, 1, cfg.stages[0], "/m", tmp_path / "s", "/d/train.parquet", "/d/val.parquet", "vr1", types
+    )
+    composed = compose(overrides)
+    validate(composed)
+    kwargs = composed.reward.custom_reward_function.reward_kwargs
+    reward = OmegaConf.to_container(kwargs.reward) if not isinstance(kwargs.reward, str) else kwargs.reward
+    assert reward == cfg.data.reward
+    for preset in reward.values() if isinstance(reward, dict) else [reward]:
+        assert preset in PRESETS
+    assert list(kwargs.get("metric_types", [])) == types
+    assert composed.actor_rollout_ref.rollout.n == cfg.stages[0].n == 8
