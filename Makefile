@@ -11,7 +11,7 @@ RUN    ?=
 STAGE  ?=
 ARGS   ?=
 
-.PHONY: install install-gpu gpu-smoke doctor demo-eval lint test bench demo demo-data tiny-models check-data coldstart sft ptst eval inspect clean
+.PHONY: install install-gpu gpu-smoke doctor demo-eval demo-ptst demo-report teacher lint test bench demo demo-data tiny-models check-data coldstart sft ptst eval inspect clean
 
 install: $(STAMP)
 
@@ -55,23 +55,43 @@ test: lint $(BROWSER)
 	VR1_NO_PROGRESS=1 $(BIN)/python -m pytest -q tests
 
 bench: $(STAMP)
-	VR1_NO_PROGRESS=1 $(BIN)/python -m benchmarks.bench_rewards --n 10000 --workers 2
+	VR1_NO_PROGRESS=1 $(BIN)/python -m benchmarks.bench_rewards --distinct 2400 --workers 2 --repeats 3 --peer-n 800
 	VR1_NO_PROGRESS=1 $(BIN)/python -m benchmarks.bench_grading
 	VR1_NO_PROGRESS=1 $(BIN)/python -m benchmarks.bench_coldstart --n 800 --latency 0.05 --cap 8 --samples 120
 	VR1_NO_PROGRESS=1 $(BIN)/python -m benchmarks.bench_sft --batches 6 --batch-size 8
 	VR1_NO_PROGRESS=1 $(BIN)/python -m benchmarks.bench_inspect --n 200000
-	VR1_NO_PROGRESS=1 $(BIN)/python -m benchmarks.bench_ptst --seeds 0 1 2
+	OMP_NUM_THREADS=1 VR1_NO_PROGRESS=1 $(BIN)/python -m benchmarks.bench_ptst --seeds 0 1 2 3 4
+	OMP_NUM_THREADS=1 VR1_NO_PROGRESS=1 $(BIN)/python -m benchmarks.bench_perception --seeds 0 1 2 --jobs 2 --control
 
-demo: $(STAMP) demo-data tiny-models check-data coldstart inspect sft ptst demo-eval
+# The tiny models run fastest on one thread each; on a busy machine two threads mostly spin (16x the CPU per step).
+demo: export OMP_NUM_THREADS = 1
+demo: $(STAMP) demo-data tiny-models check-data teacher coldstart inspect sft demo-ptst demo-eval demo-report
+
+# The demo's reasoning task (README, "The demo's design"): four splits that share no item.
+REASON := $(DEMO)/reasoning
+REASON_SPLITS := teacher=400,cold=64,rl=800,test=200
 
 demo-data: $(STAMP)
 	$(BIN)/vr1 demo-data --out $(DEMO) --n 2000 --n-test 200 --seed 0
+	$(BIN)/vr1 demo-data --out $(REASON) --tasks colour --splits $(REASON_SPLITS) --seed 0
+
+$(REASON)/manifest_cold.yaml: | $(STAMP)
+	$(BIN)/vr1 demo-data --out $(REASON) --tasks colour --splits $(REASON_SPLITS) --seed 0
+
+# The demo's teacher: a tiny VLM trained on the teacher split to answer the cold start's three requests.
+teacher: $(STAMP) $(REASON)/manifest_cold.yaml $(TINY)/qwen2_5_vl/config.json
+	$(BIN)/python -m coldstart.demo_teacher --manifest $(REASON)/manifest_teacher.yaml --out $(REASON)/teacher_sft
+	$(BIN)/vr1 sft --config sft/demo_teacher --name demo-teacher
+
+runs/sft/demo-teacher/final/config.json:
+	$(MAKE) teacher
 
 tiny-models: $(STAMP)
 	$(BIN)/vr1 tiny-model --family all --out $(TINY) --overwrite
 
 check-data: $(STAMP)
-	$(BIN)/vr1 check-data $(DEMO)/manifest_train.yaml $(DEMO)/manifest_test.yaml
+	$(BIN)/vr1 check-data $(DEMO)/manifest_train.yaml $(DEMO)/manifest_test.yaml \
+	  $(REASON)/manifest_teacher.yaml $(REASON)/manifest_cold.yaml $(REASON)/manifest_rl.yaml $(REASON)/manifest_test.yaml
 
 $(DEMO)/manifest_train.yaml: | $(STAMP)
 	$(BIN)/vr1 demo-data --out $(DEMO) --n 2000 --n-test 200 --seed 0
@@ -79,7 +99,7 @@ $(DEMO)/manifest_train.yaml: | $(STAMP)
 $(TINY)/qwen2_5_vl/config.json: | $(STAMP)
 	$(BIN)/vr1 tiny-model --family all --out $(TINY) --overwrite
 
-coldstart: $(STAMP) $(DEMO)/manifest_train.yaml $(TINY)/qwen2_5_vl/config.json
+coldstart: $(STAMP) $(REASON)/manifest_cold.yaml runs/sft/demo-teacher/final/config.json
 	$(BIN)/vr1 coldstart $(if $(CONFIG),--config $(CONFIG)) $(if $(NAME),--name $(NAME)) $(ARGS)
 
 runs/coldstart/latest:
@@ -94,6 +114,11 @@ inspect: $(STAMP) runs/coldstart/latest
 eval: $(STAMP)
 	$(BIN)/vr1 eval --config $(or $(CONFIG),eval/demo) $(if $(NAME),--name $(NAME)) $(ARGS)
 
+# `make demo`'s PTST gets a run of its own each time: under the config's name a rerun would skip the stages a
+# previous demo completed (from an older SFT model) instead of training the new one.
+demo-ptst: $(STAMP) runs/sft/latest
+	$(BIN)/vr1 ptst --name demo-$$(date +%Y%m%d-%H%M%S) $(ARGS)
+
 # The end of `make demo`: the base, SFT and PTST tiny models on the demo test split, then one table.
 demo-eval: $(STAMP)
 	$(BIN)/vr1 eval --config eval/demo --name demo-base model.model=$(TINY)/qwen2_5_vl
@@ -101,8 +126,29 @@ demo-eval: $(STAMP)
 	$(BIN)/vr1 eval --config eval/demo --name demo-ptst model.model=runs/ptst/latest/stage_2/final
 	$(BIN)/vr1 eval --compare demo-base demo-sft demo-ptst
 
+# The last step of `make demo`: runs/demo/report.md (results table, cold-start counts, PTST curves as a PNG).
+demo-report: $(STAMP)
+	$(BIN)/python -m rl.report --ptst runs/ptst/latest --out runs/demo
+
 runs/sft/latest:
 	$(MAKE) sft
+
+# The perception tasks (VLM-R1, Visual-RFT) on the demo images: REC, OVD, detection, classification, reasoning
+# grounding, each from the demo set's object annotations. `make rec` runs ptst/demo_rec on CPU in about a minute;
+# `make rec CONFIG=ptst/rec_vlm_r1` the published recipe (verl on GPUs). `make perception-demo` runs all five.
+PERCEPTION := $(DEMO)/perception
+PERCEPTION_TASKS := rec ovd detection classification grounding
+.PHONY: perception-data perception-demo $(PERCEPTION_TASKS)
+perception-data: $(STAMP) $(DEMO)/manifest_train.yaml
+	$(BIN)/vr1 perception-data --demo $(DEMO) --out $(PERCEPTION)
+
+$(PERCEPTION)/manifest_rec_train.yaml: | $(STAMP) $(DEMO)/manifest_train.yaml
+	$(BIN)/vr1 perception-data --demo $(DEMO) --out $(PERCEPTION)
+
+$(PERCEPTION_TASKS): $(STAMP) $(if $(CONFIG),,$(PERCEPTION)/manifest_rec_train.yaml $(TINY)/qwen2_5_vl/config.json)
+	$(BIN)/vr1 ptst --config $(or $(CONFIG),ptst/demo_$@) $(if $(NAME),--name $(NAME)) $(ARGS)
+
+perception-demo: $(PERCEPTION_TASKS)
 
 ptst: $(STAMP) runs/sft/latest
 	$(BIN)/vr1 ptst $(if $(CONFIG),--config $(CONFIG)) $(if $(NAME),--name $(NAME)) $(if $(STAGE),stage=$(STAGE)) $(ARGS)

@@ -1,13 +1,16 @@
 """Grading conformance: vr1's verdicts and math-verify's own (its defaults, called in-process, LaTeX put in math
 delimiters) against the verdict a training reward should give, on the conformance cases of `tests/conformance_cases.py`.
 math-verify's agreement is counted on the cases where its semantics are the intended ones; the cases where vr1
-decides otherwise on purpose are listed with both verdicts.
+decides otherwise on purpose are listed with both verdicts. The other peers of `bench_rewards` (verl's math_verify
+and math_dapo scorers, mathruler) are scored on every case too, each disagreement with vr1 listed with who is right.
 
     python -m benchmarks.bench_grading
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import sys
 import time
 from collections import defaultdict
@@ -52,6 +55,7 @@ def main() -> None:
             row["math_verify"] += theirs == expected
         else:
             on_purpose.append({"gold": gold, "prediction": pred, "expected": expected, "math_verify": theirs})
+    peers = peer_conformance(CASES)
     total = {k: sum(r[k] for r in per_category.values()) for k in ("cases", "vr1", "math_verify", "math_verify_cases")}
     print(f"{'category':<14} {'cases':>5} {'vr1':>7} {'math-verify':>12}")  # noqa: T201
     for category, r in [*per_category.items(), ("all", total)]:
@@ -62,7 +66,52 @@ def main() -> None:
         f"{total['math_verify']}/{total['math_verify_cases']} where its semantics are the intended ones; "
         f"{len(on_purpose)} cases where vr1 decides otherwise on purpose ({time.perf_counter() - t0:.1f}s)"
     )
-    save_result("runs/bench", "grading", {"per_category": per_category, "total": total, "on_purpose": on_purpose})
+    for name, p in peers.items():
+        print(  # noqa: T201
+            f"{name:<17} intended verdict on {p['right']}/{p['cases']}; differs from vr1 on {len(p['disagreements'])}"
+            f" (vr1 right on {sum(d['who_is_right'] == 'vr1' for d in p['disagreements'])})"
+        )
+    save_result(
+        "runs/bench",
+        "grading",
+        {"per_category": per_category, "total": total, "on_purpose": on_purpose, "peers": peers},
+    )
+
+
+def peer_conformance(cases) -> dict:
+    """Every peer of the reward bench on every case (warmed first): its right count and its disagreements with vr1,
+    each with who gives the intended verdict (the case's own verdict decides; "ambiguous" where the intended verdict
+    is vr1's stated policy rather than math-verify's semantics, or a choice letter or free text)."""
+    from benchmarks.bench_rewards import PEERS, warm_peers
+    from pipeline.grading.answers import answer_matches
+
+    warm_peers()
+    out = {}
+    for name, fn in PEERS.items():
+        right, rows = 0, []
+        for category, answer_type, gold, pred, expected, intended in cases:
+            info = {"ground_truth": gold, "answer_type": answer_type, "choices": ["a", "b", "c", "d"]}
+            ours = answer_matches(pred, info) == 1.0
+            with contextlib.redirect_stdout(io.StringIO()):
+                theirs = fn(gold, pred)
+            right += theirs == expected
+            if theirs != ours:
+                who = "vr1" if ours == expected else name
+                if not intended:  # vr1's stated policy (tolerance, currency, percent) or not a math grader's case
+                    who = "ambiguous"
+                rows.append(
+                    {
+                        "category": category,
+                        "gold": gold,
+                        "prediction": pred,
+                        "expected": expected,
+                        "vr1": ours,
+                        name: theirs,
+                        "who_is_right": who,
+                    }
+                )
+        out[name] = {"cases": len(cases), "right": right, "disagreements": rows}
+    return out
 
 
 if __name__ == "__main__":

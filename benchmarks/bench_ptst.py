@@ -1,66 +1,61 @@
-"""Proof that the loop learns, on CPU: a tiny student is SFT'd on reference solutions, then trained with PTST
-stage 1 on the TRL engine; held-out HFRRF accuracy after minus before, averaged over seeds.
+"""Does PTST learn what more SFT cannot? Four arms per seed on the demo's reasoning task, on CPU:
 
-The task is chosen to be learnable at this scale and to need the image: "What colour is the picture?" with the
-options in a fixed order, over solid images of random red or blue shades and sizes. SFT is short on purpose: it
-teaches the answer format, not the colour-to-letter mapping; the rewards have to teach the rest.
+- base: the random-init tiny student;
+- SFT: the student trained on a small cold set (`--n-cold` items' reference solutions, standing in for what the
+  cold start keeps: thinking plus answer);
+- SFT-longer: SFT continued on the same cold set for exactly the process CPU time PTST used (the control);
+- SFT+PTST: SFT, then PTST stage 1 (GRPO, hard format-result reward) on a larger answers-only set (`--n-rl`).
 
-    python -m benchmarks.bench_ptst [--seeds 0 1 2] [--rl-steps 40]
+Each arm is scored on a held-out test split (greedy): HFRRF accuracy, format rate, mean thinking length. The
+report gives per-seed figures, the mean and a 95% t-interval per arm, the paired PTST-minus-control difference,
+the seeds where PTST did not win, and compute as process CPU time (this process plus its children) and wall time.
+
+The task (pipeline/data/demo_data.py `task_colour`): the colour of one shape, hue families with jittered hue,
+saturation and brightness, six options in a fixed order. Every split is drawn from its own stream.
+
+    python -m benchmarks.bench_ptst [--seeds 0 1 2 3 4] [--rl-steps 40]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import random
+import math
+import re
+import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import yaml
-from PIL import Image
-
 from benchmarks.common import save_result
 
-COLOURS = {
-    "red": lambda r: (r.randint(170, 255), r.randint(0, 70), r.randint(0, 70)),
-    "blue": lambda r: (r.randint(0, 70), r.randint(0, 70), r.randint(170, 255)),
-}
-QUESTION = "What colour is the picture?\nA. red\nB. blue\nAnswer with the option's letter."
+# two-sided 95% Student t quantiles by degrees of freedom (no scipy needed for a handful of seeds)
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+ARMS = ("base", "sft", "sft_longer", "ptst")
+THINK = re.compile(r"<think>(.*?)</think>", re.S)
 
 
-def make_data(out: Path, n: int, split: str, seed: int) -> Path:
-    rng = random.Random(f"{seed}:{split}")
-    rows = []
-    for i in range(n):
-        colour = rng.choice(list(COLOURS))
-        rel = f"images/{split}-{i:04d}.png"
-        (out / rel).parent.mkdir(parents=True, exist_ok=True)
-        Image.new("RGB", (rng.randint(56, 112), rng.randint(56, 112)), COLOURS[colour](rng)).save(out / rel)
-        letter = "A" if colour == "red" else "B"
-        solution = f"<think>\nI look at the picture.\n</think>\n<answer>{letter}</answer>"
-        rows.append(
-            {
-                "id": f"{split}-{i}",
-                "source": "colour",
-                "question": QUESTION,
-                "answer": letter,
-                "answer_type": "choice",
-                "images": [rel],
-                "choices": ["red", "blue"],
-                "meta": {"reference_solution": solution},
-            }
-        )
-    (out / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    manifest = {"name": f"colour_{split}", "format": "vr1", "path": f"{split}.jsonl", "image_root": "."}
-    (out / f"manifest_{split}.yaml").write_text(yaml.safe_dump(manifest))
-    return out / f"manifest_{split}.yaml"
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (math-verify workers, data loaders)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
-def hfrrf_accuracy(model_path: Path, manifest: Path, max_new_tokens: int = 24) -> float:
-    """Greedy answers of the model on every held-out sample, scored with the hard format-result reward."""
+def interval(values: list[float]) -> tuple[float, float]:
+    """(mean, half-width of the 95% t-interval); half-width 0 for one value."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, 0.0
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return mean, T95.get(n - 1, 1.96) * sd / math.sqrt(n)
+
+
+def evaluate(model_path: Path, manifest: Path, max_new_tokens: int, batch: int = 16) -> dict:
+    """Greedy answers on every held-out sample: HFRRF accuracy, format rate, mean thinking tokens."""
     import torch
+    from PIL import Image
 
     from pipeline.data.manifest import read_manifest
     from pipeline.models.load import load_model_and_processor
@@ -69,139 +64,253 @@ def hfrrf_accuracy(model_path: Path, manifest: Path, max_new_tokens: int = 24) -
 
     model, processor = load_model_and_processor(model_path)
     model.eval()
+    processor.tokenizer.padding_side = "left"
     result = read_manifest(manifest)
-    scores = []
-    for s in result.samples:
-        images = [Image.open(result.manifest.image_root / rel).convert("RGB") for rel in s.images]
-        content = [{"type": "image"} for _ in images] + [{"type": "text", "text": prompt_text(s)}]
-        text = processor.apply_chat_template(
-            [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
-        )
-        inputs = processor(text=[text], images=[images], return_tensors="pt")
+    acc, fmt, think = [], [], []
+    samples = result.samples
+    for i in range(0, len(samples), batch):
+        chunk = samples[i : i + batch]
+        images = [[Image.open(result.manifest.image_root / rel).convert("RGB") for rel in s.images] for s in chunk]
+        texts = [
+            processor.apply_chat_template(
+                [
+                    {
+                        "role": "user",
+                        "content": [{"type": "image"} for _ in ims] + [{"type": "text", "text": prompt_text(s)}],
+                    }
+                ],
+                tokenize=False,
+                add_generation_prompt=True,
+            )
+            for s, ims in zip(chunk, images, strict=True)
+        ]
+        inputs = processor(text=texts, images=images, return_tensors="pt", padding=True)
         with torch.no_grad():
             out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-        response = processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
-        scores.append(
-            score(response, {"ground_truth": s.answer, "answer_type": "choice", "choices": s.choices}, "hfrrf")["score"]
-        )
-    return sum(scores) / len(scores)
+        for s, row in zip(chunk, out[:, inputs["input_ids"].shape[1] :], strict=True):
+            response = processor.tokenizer.decode(row, skip_special_tokens=True)
+            r = score(response, {"ground_truth": s.answer, "answer_type": "choice", "choices": s.choices}, "hfrrf")
+            acc.append(r["score"])
+            fmt.append(r["format"])
+            m = THINK.search(response)
+            think.append(len(processor.tokenizer(m.group(1))["input_ids"]) if m else 0)
+    n = len(acc)
+    return {"accuracy": sum(acc) / n, "format_rate": sum(fmt) / n, "thinking_tokens": sum(think) / n, "n": n}
 
 
-def one_seed(
-    seed: int, work: Path, sft_steps: int, rl_steps: int, n_eval: int, temperature: float, lr: float, kl: float
-) -> dict:
+class CPUBudget:
+    """Stops SFT once this process has spent `seconds` of CPU since training began: the compute-matched control."""
+
+    def __init__(self, seconds: float):
+        from transformers import TrainerCallback
+
+        budget = seconds
+
+        class _Stop(TrainerCallback):
+            def on_train_begin(self, args, state, control, **kw):
+                self.t0 = cpu_seconds()
+
+            def on_step_end(self, args, state, control, **kw):
+                if cpu_seconds() - self.t0 >= budget:
+                    control.should_training_stop = True
+
+        self.callback = _Stop()
+
+
+def sft(base: Path, manifest: Path, out: Path, steps: int, seed: int, lr: float, callbacks=None) -> dict:
     from pipeline.config import build
-    from pipeline.models.tiny import build_tiny_model
-    from rl.ptst.config import PTSTConfig, Stage
-    from rl.ptst.data import load_split, trl_rows
-    from rl.ptst.trl_engine import run_stage
     from rl.sft.config import SFTConfig
     from rl.sft.train import train
 
-    t0 = time.perf_counter()
-    data = work / "data"
-    train_manifest, test_manifest = make_data(data, 256, "train", seed), make_data(data, n_eval, "test", seed)
-    base = build_tiny_model("qwen2_5_vl", work / "base", seed=seed)
-    sft_cfg = build(
+    cfg = build(
         SFTConfig,
         {
             "model": str(base),
             "mode": "full",
             "report_to": [],
             "device": "cpu",
-            "data": {
-                "manifests": [str(train_manifest)],
-                "target": "reference_solution",
-                "cutoff_len": 512,
-                "max_pixels": 12544,
-            },
+            "data": {"manifests": [str(manifest)], "target": "reference_solution", "cutoff_len": 512},
             "schedule": {
-                "learning_rate": 2e-3,
-                "max_steps": sft_steps,
+                "learning_rate": lr,
+                "max_steps": steps,
                 "per_device_batch_size": 8,
                 "warmup_ratio": 0.0,
                 "lr_scheduler_type": "constant",
-                "save_steps": 10_000,
+                "save_steps": 100_000,
+                "logging_steps": 10,
                 "seed": seed,
             },
         },
     )
-    (work / "sft").mkdir(parents=True, exist_ok=True)
-    train(sft_cfg, work / "sft")
-    sft_final = work / "sft" / "final"
-    before = hfrrf_accuracy(sft_final, test_manifest)
-    t_sft = time.perf_counter() - t0
-    ptst_cfg = build(
+    out.mkdir(parents=True, exist_ok=True)
+    return train(cfg, out, callbacks=callbacks)
+
+
+def ptst(start: Path, manifest: Path, out: Path, args, seed: int) -> dict:
+    from pipeline.config import build
+    from rl.ptst.config import PTSTConfig, Stage
+    from rl.ptst.data import load_split, trl_rows
+    from rl.ptst.trl_engine import run_stage
+
+    cfg = build(
         PTSTConfig,
         {
             "engine": "trl",
             "report_to": [],
             "device": "cpu",
             "seed": seed,
-            "save_steps": 10_000,
-            "data": {"max_pixels": 12544, "reward": "hfrrf"},
+            "save_steps": 100_000,
+            "data": {"reward": "hfrrf"},
             "grpo": {
-                "learning_rate": lr,
-                "prompts_per_step": 4,
-                "mini_batch_prompts": 4,
-                "kl_coef": kl,
-                "temperature": temperature,
+                "learning_rate": args.lr_rl,
+                "prompts_per_step": args.prompts_per_step,
+                "mini_batch_prompts": args.prompts_per_step,
+                "kl_coef": args.kl,
+                "temperature": args.temperature,
             },
         },
     )
-    rows = trl_rows(load_split([str(train_manifest)], None), ptst_cfg.data)
-    stage_dir = work / "ptst" / "stage_1"
-    stage_dir.mkdir(parents=True, exist_ok=True)
-    run_stage(ptst_cfg, 1, Stage(24, 8, rl_steps), sft_final, stage_dir, rows)
-    after = hfrrf_accuracy(stage_dir / "final", test_manifest)
-    return {
-        "seed": seed,
-        "before": round(before, 4),
-        "after": round(after, 4),
-        "gain_points": round(100 * (after - before), 1),
-        "sft_s": round(t_sft, 1),
-        "total_s": round(time.perf_counter() - t0, 1),
-    }
+    rows = trl_rows(load_split([str(manifest)], None), cfg.data)
+    out.mkdir(parents=True, exist_ok=True)
+    return run_stage(cfg, 1, Stage(args.max_response_length, args.group, args.rl_steps), start, out, rows)
+
+
+def one_seed(seed: int, work: Path, args) -> dict:
+    from pipeline.data.demo_data import generate_demo_data
+    from pipeline.models.tiny import build_tiny_model
+
+    wall0, cpu0 = time.perf_counter(), cpu_seconds()
+    data = work / "data"
+    generate_demo_data(
+        data, seed=seed, tasks=("colour",), splits={"cold": args.n_cold, "rl": args.n_rl, "test": args.n_eval}
+    )
+    test = data / "manifest_test.yaml"
+    base = build_tiny_model("qwen2_5_vl", work / "base", seed=seed)
+    row: dict = {"seed": seed, "arms": {}, "cpu_s": {}, "wall_s": {}}
+
+    def timed(name, fn):
+        c, w = cpu_seconds(), time.perf_counter()
+        result = fn()
+        row["cpu_s"][name], row["wall_s"][name] = round(cpu_seconds() - c, 1), round(time.perf_counter() - w, 1)
+        return result
+
+    row["arms"]["base"] = evaluate(base, test, args.max_response_length)
+    timed("sft", lambda: sft(base, data / "manifest_cold.yaml", work / "sft", args.sft_steps, seed, args.lr_sft))
+    row["arms"]["sft"] = evaluate(work / "sft" / "final", test, args.max_response_length)
+    timed("ptst", lambda: ptst(work / "sft" / "final", data / "manifest_rl.yaml", work / "ptst", args, seed))
+    row["arms"]["ptst"] = evaluate(work / "ptst" / "final", test, args.max_response_length)
+    budget = CPUBudget(row["cpu_s"]["ptst"])
+    summary = timed(
+        "sft_longer",
+        lambda: sft(
+            work / "sft" / "final",
+            data / "manifest_cold.yaml",
+            work / "sft_longer",
+            100_000,
+            seed,
+            args.lr_sft,
+            [budget.callback],
+        ),
+    )
+    row["sft_longer_steps"] = summary["global_step"]
+    row["arms"]["sft_longer"] = evaluate(work / "sft_longer" / "final", test, args.max_response_length)
+    row["total_cpu_s"] = round(cpu_seconds() - cpu0, 1)
+    row["total_wall_s"] = round(time.perf_counter() - wall0, 1)
+    return row
+
+
+def describe(row: dict) -> str:
+    a = row["arms"]
+    return (
+        f"seed {row['seed']}: accuracy base {a['base']['accuracy']:.3f}  SFT {a['sft']['accuracy']:.3f}  "
+        f"SFT-longer {a['sft_longer']['accuracy']:.3f} ({row['sft_longer_steps']} more steps)  "
+        f"SFT+PTST {a['ptst']['accuracy']:.3f}; format {a['sft']['format_rate']:.2f} / "
+        f"{a['sft_longer']['format_rate']:.2f} / {a['ptst']['format_rate']:.2f}; PTST {row['cpu_s']['ptst']:.0f} "
+        f"CPU-s ({row['wall_s']['ptst']:.0f} s wall); seed {row['total_cpu_s']:.0f} CPU-s, "
+        f"{row['total_wall_s']:.0f} s wall"
+    )
+
+
+def report(rows: list[dict]) -> dict:
+    out: dict = {"arms": {}}
+    for arm in ARMS:
+        out["arms"][arm] = {}
+        for metric in ("accuracy", "format_rate", "thinking_tokens"):
+            mean, half = interval([r["arms"][arm][metric] for r in rows])
+            out["arms"][arm][metric] = {"mean": round(mean, 4), "ci95": round(half, 4)}
+    for other in ("sft", "sft_longer"):
+        diffs = [r["arms"]["ptst"]["accuracy"] - r["arms"][other]["accuracy"] for r in rows]
+        mean, half = interval(diffs)
+        out[f"ptst_minus_{other}"] = {
+            "accuracy_points": round(100 * mean, 1),
+            "ci95_points": round(100 * half, 1),
+            "outside_noise": mean - half > 0,
+            "seeds_not_won": [r["seed"] for r, d in zip(rows, diffs, strict=True) if d <= 0],
+        }
+    return out
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--sft-steps", type=int, default=36)
-    ap.add_argument("--rl-steps", type=int, default=40)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    ap.add_argument("--n-cold", type=int, default=32, help="cold-set size (SFT data)")
+    ap.add_argument("--n-rl", type=int, default=640, help="answers-only RL prompts")
     ap.add_argument("--n-eval", type=int, default=64)
-    # a barely-SFT'd tiny student breaks the format at temperature 1 (every group scores 0: nothing to learn from)
-    ap.add_argument("--temperature", type=float, default=0.5)
-    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--sft-steps", type=int, default=150)
+    ap.add_argument("--lr-sft", type=float, default=2e-3)
+    ap.add_argument("--rl-steps", type=int, default=40)
+    ap.add_argument("--group", type=int, default=8)
+    ap.add_argument("--prompts-per-step", type=int, default=4)
+    ap.add_argument("--max-response-length", type=int, default=64)
+    # a briefly SFT'd tiny student breaks the format at temperature 1 (every group scores 0: nothing to learn from)
+    ap.add_argument("--temperature", type=float, default=0.7)
+    ap.add_argument("--lr-rl", type=float, default=5e-4)
     ap.add_argument("--kl", type=float, default=0.02, help="KL coefficient to the SFT policy (keeps the format)")
     ap.add_argument("--out", default="runs/bench")
-    args = ap.parse_args(argv)
-    t0 = time.perf_counter()
-    rows = []
-    for seed in args.seeds:
-        row = one_seed(
-            seed,
-            Path(tempfile.mkdtemp()),
-            args.sft_steps,
-            args.rl_steps,
-            args.n_eval,
-            args.temperature,
-            args.lr,
-            args.kl,
-        )
-        print(  # noqa: T201
-            f"seed {seed}: held-out HFRRF accuracy {row['before']:.3f} after SFT -> {row['after']:.3f} after "
-            f"PTST stage 1 ({row['gain_points']:+.1f} points) in {row['total_s']:.0f}s",
-            flush=True,
-        )
-        rows.append(row)
-    gain = sum(r["gain_points"] for r in rows) / len(rows)
-    minutes = (time.perf_counter() - t0) / 60
-    print(  # noqa: T201
-        f"ptst learning: mean gain {gain:+.1f} points over {len(rows)} seeds in {minutes:.1f} CPU-minutes "
-        f"(target >= +10 points within 15)"
+    ap.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="RESULTS_JSON",
+        help="report over the seeds of earlier runs (their results.json; e.g. seeds run as parallel processes)",
     )
-    save_result(args.out, "ptst", {"seeds": rows, "mean_gain_points": gain, "minutes": minutes})
+    args = ap.parse_args(argv)
+    wall0, cpu0 = time.perf_counter(), cpu_seconds()
+    rows = []
+    for path in args.merge or []:
+        for row in json.loads(Path(path).read_text())["ptst"]["figures"]["seeds"]:
+            print(describe(row))  # noqa: T201
+            rows.append(row)
+    for seed in [] if args.merge else args.seeds:
+        row = one_seed(seed, Path(tempfile.mkdtemp(prefix=f"bench_ptst_{seed}_")), args)
+        print(describe(row), flush=True)  # noqa: T201
+        rows.append(row)
+    summary = report(rows)
+    print("\narm          accuracy (95% CI)     format rate (95% CI)   thinking tokens")  # noqa: T201
+    for arm in ARMS:
+        s = summary["arms"][arm]
+        print(  # noqa: T201
+            f"{arm:<12} {s['accuracy']['mean']:.3f} ± {s['accuracy']['ci95']:.3f}      "
+            f"{s['format_rate']['mean']:.3f} ± {s['format_rate']['ci95']:.3f}        {s['thinking_tokens']['mean']:.1f}"
+        )
+    for other in ("sft", "sft_longer"):
+        d = summary[f"ptst_minus_{other}"]
+        print(  # noqa: T201
+            f"PTST - {other}: {d['accuracy_points']:+.1f} ± {d['ci95_points']:.1f} accuracy points "
+            f"({'outside' if d['outside_noise'] else 'NOT outside'} the seed noise); seeds where PTST did not win: "
+            f"{d['seeds_not_won'] or 'none'}"
+        )
+    cpu_min, wall_min = (cpu_seconds() - cpu0) / 60, (time.perf_counter() - wall0) / 60
+    if args.merge:  # what the merged runs spent, not this process
+        cpu_min = sum(r["total_cpu_s"] for r in rows) / 60
+        wall_min = sum(r["total_wall_s"] for r in rows) / 60
+    summed = " (summed over the merged runs, which may have run at the same time)" if args.merge else ""
+    print(f"compute: {cpu_min:.1f} CPU-minutes (process + children), {wall_min:.1f} wall minutes{summed}")  # noqa: T201
+    path = save_result(
+        args.out,
+        "ptst",
+        {"args": vars(args), "seeds": rows, **summary, "cpu_minutes": cpu_min, "wall_minutes": wall_min},
+    )
+    print(f"wrote {path}")  # noqa: T201
     return 0
 
 

@@ -170,6 +170,8 @@ def rule_repetition(c: Candidate, cfg: FilterConfig) -> str | None:
 
 
 def _script(ch: str) -> str | None:
+    if ch.isascii():  # most characters: no Unicode name lookup (3/4 of the filter's time at 200K records)
+        return "latin" if ch.isalpha() else None
     if not ch.isalpha():
         return None
     name = unicodedata.name(ch, "")
@@ -190,6 +192,8 @@ def _main_script(text: str) -> str:
 def rule_mixed_language(c: Candidate, cfg: FilterConfig) -> str | None:
     """A run of letters from another script than the question's (R1 drifts into Chinese mid-thought)."""
     main = _main_script(c.question)
+    if main == "latin" and c.thinking.isascii():  # no letter of another script can be in it
+        return None
     run, start = 0, 0
     for i, ch in enumerate(c.thinking):
         s = _script(ch)

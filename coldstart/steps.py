@@ -80,7 +80,10 @@ class Step:
         }
         text = self.prompt.text.format_map({k: values[k] for k in FIELDS[self.name]})
         images = [resolve_image(image_root, rel, "images") for rel in sample.images] if self.role == "vlm" else []
-        return ChatRequest(text=text, images=images, key=f"{sample.id}:{self.name}")
+        # a later step goes first in a server's queue: a sample near the end frees its place in the pipeline
+        # sooner, and the reasoner is fed from the start instead of after the VLM's backlog
+        priority = STEP_NAMES.index(self.name)
+        return ChatRequest(text=text, images=images, key=f"{sample.id}:{self.name}", priority=priority)
 
     def request_hash(self, request: ChatRequest, settings: dict) -> str:
         """What the answer to `request` depends on besides the model: the prompt text, the images, and the

@@ -35,16 +35,25 @@ def _out(msg: str) -> None:
 
 
 def cmd_demo_data(args) -> int:
-    from pipeline.data.demo_data import TASKS, generate_demo_data
+    from pipeline.data.demo_data import TASK_FUNCS, TASKS, generate_demo_data
 
     tasks = tuple(args.tasks.split(",")) if args.tasks else TASKS
-    unknown = set(tasks) - set(TASKS)
+    unknown = set(tasks) - set(TASK_FUNCS)
     if unknown:
-        raise Vr1Error(f"unknown task(s) {sorted(unknown)}; choose from {list(TASKS)}")
+        raise Vr1Error(f"unknown task(s) {sorted(unknown)}; choose from {list(TASK_FUNCS)}")
+    splits = None
+    if args.splits:
+        try:
+            splits = {k: int(v) for k, v in (part.split("=") for part in args.splits.split(","))}
+        except ValueError:
+            raise Vr1Error(f"--splits {args.splits!r}: write name=size pairs, e.g. teacher=400,test=200") from None
     t0 = time.time()
-    written = generate_demo_data(args.out, n_train=args.n, n_test=args.n_test, seed=args.seed, tasks=tasks)
+    written = generate_demo_data(
+        args.out, n_train=args.n, n_test=args.n_test, seed=args.seed, tasks=tasks, splits=splits
+    )
     dt = time.time() - t0
-    _out(f"demo data: {args.n} train + {args.n_test} test samples in {dt:.1f}s ({(args.n + args.n_test) / dt:.0f}/s)")
+    total = sum(splits.values()) if splits else args.n + args.n_test
+    _out(f"demo data: {total} samples in {dt:.1f}s ({total / dt:.0f}/s)")
     for split, path in written.items():
         _out(f"  {split}: {path}  (manifest: {Path(args.out) / f'manifest_{split}.yaml'})")
     return 0
@@ -53,7 +62,7 @@ def cmd_demo_data(args) -> int:
 def cmd_tiny_model(args) -> int:
     from pipeline.models.tiny import build_tiny_model, folder_digest
 
-    families = ["qwen2_vl", "qwen2_5_vl", "internvl"] if args.family == "all" else [args.family]
+    families = ["qwen2_vl", "qwen2_5_vl", "qwen3_vl", "internvl"] if args.family == "all" else [args.family]
     for fam in families:
         out = Path(args.out) / fam if len(families) > 1 else Path(args.out)
         build_tiny_model(fam, out, seed=args.seed, overwrite=args.overwrite)
@@ -100,6 +109,19 @@ def cmd_split(args) -> int:
     )
     if report["short_classes"]:
         _out(f"  classes with fewer than {args.shots} examples in the whole set: {report['short_classes']}")
+    return 0
+
+
+def cmd_perception_data(args) -> int:
+    from pipeline.data.perception_demo import write_perception_demo
+
+    counts = write_perception_demo(args.demo, args.out, args.seed)
+    for task, n in counts.items():
+        _out(
+            f"  {task}: {n.get('train', 0)} train, {n.get('test', 0)} test -> "
+            f"{args.out}/manifest_{task}_{{train,test}}.yaml"
+        )
+    _out(f"perception demo sets written to {args.out}/")
     return 0
 
 
@@ -162,6 +184,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_split)
 
     sp = sub.add_parser(
+        "perception-data",
+        help="REC, OVD, detection, classification and grounding sets from the demo data's object annotations",
+        description="Write OUT/<task>_<split>.jsonl and OUT/manifest_<task>_<split>.yaml for each perception task, "
+        "from DEMO/manifest_train.yaml and DEMO/manifest_test.yaml.",
+    )
+    sp.add_argument("--demo", default="data/demo", metavar="DEMO")
+    sp.add_argument("--out", default="data/demo/perception", metavar="OUT")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.set_defaults(func=cmd_perception_data)
+
+    sp = sub.add_parser(
         "doctor",
         help="what the verl path (GPU clusters) needs here, and what is missing",
         description="Probe every import the verl PTST path needs (verl, ray, vLLM, torchvision, qwen-vl-utils, "
@@ -209,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--n-test", type=int, default=200, help="held-out samples")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--tasks", help="comma-separated subset of tasks")
+    sp.add_argument("--splits", help="named splits instead of train/test, e.g. teacher=400,cold=48,rl=800,test=200")
     sp.set_defaults(func=cmd_demo_data)
 
     sp = sub.add_parser(
@@ -216,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="build a tiny random-init VLM offline",
         description="Build a tiny random-init model (hub folder layout) of a supported family.",
     )
-    sp.add_argument("--family", required=True, choices=["qwen2_vl", "qwen2_5_vl", "internvl", "all"])
+    sp.add_argument("--family", required=True, choices=["qwen2_vl", "qwen2_5_vl", "qwen3_vl", "internvl", "all"])
     sp.add_argument("--out", required=True, help="output folder (with --family all: one subfolder per family)")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--overwrite", action="store_true", help="replace an existing folder")

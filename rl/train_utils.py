@@ -35,5 +35,33 @@ def jsonl_metrics(path: Path, resume_step: int, select: Callable[[dict, int], di
             if row:
                 with open(path, "a") as f:
                     f.write(json.dumps(row) + "\n")
+                mirror.log(row, state.global_step, args.report_to or [])
 
+    mirror = MetricsMirror(path.parent / "tensorboard" / "vr1")
     return JsonlMetrics()
+
+
+class MetricsMirror:
+    """metrics.jsonl's rows, under the names every engine writes there, as `vr1/<name>` in TensorBoard (its own
+    event files under `tensorboard/vr1/`) and in the active W&B run: the trainers' own logs keep their engine's
+    names (TRL's `rewards/format/mean`, verl's `critic/…`); these are the same on both."""
+
+    def __init__(self, logdir: Path):
+        self.logdir = logdir
+        self.writer = None
+
+    def log(self, row: dict, step: int, report_to: list[str]) -> None:
+        scalars = {f"vr1/{k}": v for k, v in row.items() if k != "step" and isinstance(v, int | float)}
+        if "tensorboard" in report_to:
+            if self.writer is None:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(self.logdir))
+            for k, v in scalars.items():
+                self.writer.add_scalar(k, v, step)
+            self.writer.flush()
+        if "wandb" in report_to:
+            import wandb
+
+            if wandb.run is not None:  # started by the trainer's own W&B callback
+                wandb.log({**scalars, "train/global_step": step})

@@ -1,5 +1,7 @@
 """A chat-completions server on loopback for tests and benchmarks: real HTTP (aiohttp), the OpenAI response
-shape, deterministic answers, a latency, a concurrency cap it measures, and injectable faults.
+shape, deterministic answers, a latency, a concurrency cap it measures (GET /stats: answers served, busy
+slot-seconds), injectable faults, and the ways a replica goes away: it dies (`kill()`, `die_after`: connections
+refused, the requests it holds dropped) or falls sick (`broken`: 503 to everything).
 
 The answers carry the ground truth through the modality-bridging chain the way a good teacher would: the
 pseudo-CoT states the answer given in its prompt, the description repeats a hint of it, and the reasoner (which
@@ -66,6 +68,13 @@ class ServerState:
     max_in_flight: int = 0
     auth_headers: set = field(default_factory=set)
     fault_log: Counter = field(default_factory=Counter)
+    busy_s: float = 0.0  # slot-seconds spent serving (the latency of every request that held a slot)
+    dead: bool = False  # killed: every connection is dropped, none accepted
+    die_after: int | None = None  # die when this many requests have arrived (those in flight die with it)
+    broken: bool = False  # answer every request 503 (a sick replica that still accepts connections)
+    arrived: int = 0
+    listener: object = None  # the listening socket's server, closed when it dies
+    transports: set = field(default_factory=set)  # connections with a request in the handler, for kill()
 
 
 def _text_of(messages: list[dict]) -> str:
@@ -149,10 +158,39 @@ async def _stream(request, state: ServerState, body: dict, content: str, reasoni
     return resp
 
 
+def die(state: ServerState) -> None:
+    """Die as a crashed server does: refuse new connections, drop every open one (requests in flight too)."""
+    state.dead = True
+    if state.listener is not None:
+        state.listener.close()
+    for transport in list(state.transports):
+        transport.abort()
+
+
 def make_app(state: ServerState) -> web.Application:
     sem = asyncio.Semaphore(state.cap) if state.cap else None
 
     async def completions(request: web.Request) -> web.StreamResponse:
+        state.arrived += 1
+        if state.die_after is not None and state.arrived > state.die_after:
+            die(state)
+        if state.dead:
+            request.transport.close()
+            return web.Response(status=500)
+        if state.broken:
+            return web.json_response({"error": {"message": "replica unavailable"}}, status=503)
+        state.transports.add(request.transport)
+        try:
+            return await answer(request)
+        finally:
+            state.transports.discard(request.transport)
+
+    async def stats(request: web.Request) -> web.Response:
+        return web.json_response(
+            {"served": state.served, "busy_s": state.busy_s, "max_in_flight": state.max_in_flight, "cap": state.cap}
+        )
+
+    async def answer(request: web.Request) -> web.StreamResponse:
         state.auth_headers.add(request.headers.get("Authorization", ""))
         body = await request.json()
         prompt = _text_of(body["messages"])
@@ -166,9 +204,12 @@ def make_app(state: ServerState) -> web.Application:
         counted = fault != "hang"  # a hung request is abandoned by the client at its timeout: not in flight
         state.in_flight += counted
         state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        t0 = time.perf_counter()
         try:
             if state.latency_s:
                 await asyncio.sleep(state.latency_s)
+            if state.dead:
+                return web.Response(status=500)  # its connection is gone already
             if fault:
                 state.fault_log[fault] += 1
             if fault == "429":
@@ -208,12 +249,14 @@ def make_app(state: ServerState) -> web.Application:
                 }
             )
         finally:
+            state.busy_s += time.perf_counter() - t0
             state.in_flight -= counted
             if sem:
                 sem.release()
 
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/v1/chat/completions", completions)
+    app.router.add_get("/stats", stats)
     return app
 
 
@@ -234,7 +277,7 @@ class ChatServer:
         site = web.TCPSite(runner, "127.0.0.1", 0)
         self._loop.run_until_complete(site.start())
         self.port = site._server.sockets[0].getsockname()[1]
-        self._runner = runner
+        self._runner, self.state.listener = runner, site._server
         self._ready.set()
         self._loop.run_forever()
         self._loop.run_until_complete(runner.cleanup())
@@ -248,6 +291,9 @@ class ChatServer:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
+    def kill(self) -> None:
+        self._loop.call_soon_threadsafe(die, self.state)
+
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
@@ -260,8 +306,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--latency", type=float, default=0.05)
     ap.add_argument("--cap", type=int, default=None)
+    ap.add_argument("--die-after", type=int, default=None, help="die when this many requests have arrived")
     args = ap.parse_args()
-    server = ChatServer(ServerState(latency_s=args.latency, cap=args.cap))
+    server = ChatServer(ServerState(latency_s=args.latency, cap=args.cap, die_after=args.die_after))
     server.__enter__()
     print(server.port, flush=True)  # noqa: T201 - the parent reads the port from here
     threading.Event().wait()

@@ -60,3 +60,33 @@ def test_files_are_valid_jsonl_and_manifests(demo_dir):
     lines = (demo_dir / "test.jsonl").read_text().splitlines()
     assert len(lines) == 10 and all(json.loads(x)["source"] == "demo" for x in lines)
     assert read_manifest(Manifest.load(demo_dir / "manifest_test.yaml")).summary().startswith("demo_test: 10 samples")
+
+
+def test_colour_task_answer_is_the_shapes_hue_family_and_splits_are_disjoint(tmp_path):
+    import colorsys
+
+    from PIL import Image
+
+    from pipeline.data.demo_data import HUE_JITTER, HUES
+
+    generate_demo_data(tmp_path, seed=5, tasks=("colour",), splits={"teacher": 20, "cold": 10, "rl": 20, "test": 20})
+    seen_ids, seen_images, letters = set(), set(), set()
+    for split in ("teacher", "cold", "rl", "test"):
+        samples = read_manifest(Manifest.load(tmp_path / f"manifest_{split}.yaml")).samples
+        assert len(samples) == {"teacher": 20, "cold": 10, "rl": 20, "test": 20}[split]
+        for s in samples:
+            assert s.id not in seen_ids and (tmp_path / s.images[0]).read_bytes() not in seen_images
+            seen_ids.add(s.id)
+            seen_images.add((tmp_path / s.images[0]).read_bytes())
+            m = SOLUTION.match(s.meta["reference_solution"])
+            assert m and m.group(1) == s.answer and s.choices == list(HUES)
+            colour = s.choices[ord(s.answer) - ord("A")]
+            assert s.meta["attributes"]["colour"] == colour and s.meta["image_sizes"] == [[56, 56]]
+            x1, y1, x2, y2 = s.meta["objects"][0][0]["bbox_2d"]
+            # the pixel at the centre of the square's box (inside every shape) has the hue of the gold answer
+            r, g, b = Image.open(tmp_path / s.images[0]).convert("RGB").getpixel(((x1 + x2) // 2, (y1 + y2) // 2 + 2))
+            hue = colorsys.rgb_to_hsv(r / 255, g / 255, b / 255)[0] * 360
+            off = min(abs(hue - HUES[colour]), 360 - abs(hue - HUES[colour]))
+            assert off <= HUE_JITTER + 3, (s.id, colour, hue)
+            letters.add(s.answer)
+    assert letters == set("ABCDEF")

@@ -324,6 +324,8 @@ def test_demo_config_trains_logs_task_metrics_and_evaluates(task, family, tiny_m
     )
     results = json.loads((tmp_path / "runs" / "eval" / task / "results.json").read_text())
     assert results["manifest"]["n"] == 2
+    wanted_mean = {"rec": "mean_iou", "detection": "mean_map"}[task]
+    assert 0 <= results["manifest"][wanted_mean] <= 1 and "mean_boxes_per_answer" in results["manifest"]
 
 
 @pytest.mark.slow

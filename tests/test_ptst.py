@@ -37,6 +37,8 @@ def ptst_args(tmp_path, demo_dir, start, name, *extra):
         f"data.manifests=[{demo_dir / 'manifest_train.yaml'}]",
         f"data.val_manifests=[{demo_dir / 'manifest_test.yaml'}]",
         "data.limit=12",
+        "grpo.prompts_per_step=2",  # the counts below assume the demo's two prompts per step, whatever it says now
+        "grpo.mini_batch_prompts=2",
         "report_to=[]",
         *extra,
     ]

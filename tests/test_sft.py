@@ -1,5 +1,6 @@
-"""SFT on CPU with tiny models: a step per family, loss on assistant tokens only, padding-free equals padded,
-modes freeze what they say, LoRA merge keeps the logits, preflight catches bad samples, outputs load back."""
+"""SFT on CPU with tiny models: a step per family, loss on assistant tokens only, padding-free equals padded (loss,
+logits, gradients), modes freeze what they say, LoRA merge keeps the logits, preflight catches bad samples, outputs
+load back."""
 
 import json
 import math
@@ -57,6 +58,7 @@ def sft_args(tmp_path, model, name, *overrides, demo_dir=None):
         "schedule.max_steps=2",
         "schedule.per_device_batch_size=2",
         "schedule.save_steps=1",
+        "schedule.logging_steps=1",
         "data.limit=6",
         "report_to=[]",
     ]
@@ -116,12 +118,22 @@ def test_prompt_tokens_contribute_nothing_to_the_loss(family, tiny_models, rows)
     assert logits_all.grad[:, :-1][prompt_pos].abs().max() == 0
 
 
+def _grads(model, batch):
+    model.zero_grad(set_to_none=True)
+    out = model(**{**batch, "use_cache": False})
+    out.loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    return out.loss.detach(), out.logits.detach(), grads
+
+
 @pytest.mark.parametrize("family", FAMILIES)
-def test_packing_equals_padded(family, tiny_models, rows):
-    from rl.sft.collator import pack_layout
+def test_padding_free_equals_padded(family, tiny_models, rows):
+    """One row, no pad token, and the same loss, per-sample logits and gradients as the padded batch: under
+    transformers' own sdpa (block-diagonal mask from the positions) and under PACKED_SDPA (attention per sample)."""
+    from rl.sft.collator import PACKED_SDPA, use_packed_attention
 
     model, processor = load_model_and_processor(tiny_models[family])
-    rope = getattr(model.model, "get_rope_index", None)
+    model.train()  # the tiny configs have no dropout: train mode is deterministic
     long_cot = {
         **rows[0],
         "uid": "long",
@@ -129,21 +141,49 @@ def test_packing_equals_padded(family, tiny_models, rows):
     }
     batch_rows = rows + [long_cot] + [{**rows[2], "uid": f"short{i}", "prompt": "Hi" + "!" * i} for i in range(3)]
     padded = VLMCollator(processor)(batch_rows)
-    packed = VLMCollator(processor, packing=True, rope_index=rope)(batch_rows)
+    free = VLMCollator(processor, packing=True, rope_index=getattr(model.model, "get_rope_index", None))(batch_rows)
     lengths = padded["attention_mask"].sum(1).tolist()
-    layout = pack_layout(lengths)
-    assert packed["input_ids"].shape == (len(layout), max(lengths)) and len(layout) < len(batch_rows)
-    assert any(len(r) > 1 for r in layout)  # several samples really share a row
-    with torch.no_grad():
-        lp = model(**{k: v for k, v in padded.items() if k != "labels"}, use_cache=False).logits
-        lk = model(**{k: v for k, v in packed.items() if k != "labels"}).logits
-        assert torch.allclose(model(**padded, use_cache=False).loss, model(**packed).loss, atol=1e-5)
-    for r, row in enumerate(layout):
+    assert free["input_ids"].shape == (1, sum(lengths)) and len(set(lengths)) > 2
+    assert torch.equal(free["input_ids"][0], padded["input_ids"][padded["attention_mask"].bool()])
+
+    loss_padded, logits_padded, grads_padded = _grads(model, padded)
+    for attention in ("sdpa", PACKED_SDPA):
+        if attention == PACKED_SDPA:
+            assert use_packed_attention(model) == PACKED_SDPA
+        loss, logits, grads = _grads(model, free)
+        assert torch.allclose(loss, loss_padded, atol=1e-5), (family, attention)
+        assert grads.keys() == grads_padded.keys()
+        for name, g in grads.items():
+            assert torch.allclose(g, grads_padded[name], atol=1e-5, rtol=1e-4), (family, attention, name)
         off = 0
-        for i in row:
-            n = lengths[i]
-            assert torch.allclose(lp[i, :n], lk[r, off : off + n], atol=1e-4), (family, i)
+        for i, n in enumerate(lengths):
+            assert torch.allclose(logits_padded[i, :n], logits[0, off : off + n], atol=1e-4), (family, attention, i)
             off += n
+    # a padded batch under PACKED_SDPA is plain sdpa: same loss and gradients as before the switch
+    loss, _, grads = _grads(model, padded)
+    assert torch.equal(loss, loss_padded) and all(torch.equal(g, grads_padded[n]) for n, g in grads.items())
+
+
+def test_packed_attention_builds_no_mask_and_stays_within_each_sample():
+    from transformers.masking_utils import sdpa_mask
+
+    from rl.sft.collator import packed_sdpa_forward, packed_sdpa_mask, span_lengths
+
+    assert span_lengths(torch.tensor([0, 1, 2, 0, 1, 0, 0, 1, 2, 3])) == [3, 2, 1, 4]
+    assert span_lengths(torch.arange(5)) == [5]
+    # packed rows: no mask at all; a padded batch: exactly sdpa's mask
+    assert packed_sdpa_mask(batch_size=1, q_length=9, kv_length=9, attention_mask=None) is None
+    pad = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]], dtype=torch.bool)
+    expected = sdpa_mask(batch_size=2, q_length=4, kv_length=4, attention_mask=pad)
+    assert torch.equal(packed_sdpa_mask(batch_size=2, q_length=4, kv_length=4, attention_mask=pad), expected)
+    # two samples in one row attend as they would alone
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(1, 2, 7, 8) for _ in range(3))
+    module = torch.nn.Module()
+    out, _ = packed_sdpa_forward(module, q, k, v, None, position_ids=torch.tensor([[0, 1, 2, 0, 1, 2, 3]]))
+    for sl in (slice(0, 3), slice(3, 7)):
+        alone = F.scaled_dot_product_attention(q[:, :, sl], k[:, :, sl], v[:, :, sl], is_causal=True)
+        assert torch.allclose(out[:, sl], alone.transpose(1, 2), atol=1e-6)
 
 
 def test_modes_freeze_what_they_say(tiny_models):

@@ -8,6 +8,7 @@ reference solution in `<think>…</think><answer>…</answer>` form. Sample i de
 
 from __future__ import annotations
 
+import colorsys
 import math
 import random
 from collections.abc import Callable
@@ -32,6 +33,14 @@ COLOURS = {
 }
 SHAPES = ("circle", "square", "triangle")
 TASKS = ("counting", "colour_shape", "bar_chart", "geometry", "compare")
+# The task of `make demo`'s reasoning run (see README, "the demo's design"): one shape whose colour is drawn from a
+# hue family with jittered hue, saturation and brightness, six options in a fixed order. Colour is what a tiny
+# vision tower can learn; the jitter makes the hue boundaries something learnt from many labelled images, not a
+# handful, which is what separates a small cold-start set from a large answers-only RL set.
+HUES = {"red": 0, "orange": 30, "yellow": 58, "green": 120, "blue": 220, "purple": 280}
+HUE_JITTER = 14
+COLOUR_SIZE = 56
+REASONING_TASKS = ("colour",)
 _FONT_CACHE: dict[int, ImageFont.ImageFont] = {}
 
 
@@ -47,7 +56,10 @@ def _canvas() -> tuple[Image.Image, ImageDraw.ImageDraw]:
 
 
 def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, colour: str, box: list[int]) -> None:
-    fill = COLOURS[colour]
+    _draw_fill(draw, shape, COLOURS[colour], box)
+
+
+def _draw_fill(draw: ImageDraw.ImageDraw, shape: str, fill: tuple[int, int, int], box: list[int]) -> None:
     if shape == "circle":
         draw.ellipse(box, fill=fill, outline=(0, 0, 0))
     elif shape == "square":
@@ -244,12 +256,54 @@ def task_compare(rng: random.Random):
     )
 
 
+def _where(cx: int, cy: int, size: int) -> str:
+    col = ("left", "centre", "right")[min(2, 3 * cx // size)]
+    row = ("top", "middle", "bottom")[min(2, 3 * cy // size)]
+    return "the centre" if (row, col) == ("middle", "centre") else f"the {row} {col}"
+
+
+def task_colour(rng: random.Random):
+    colour = rng.choice(list(HUES))
+    hue = (HUES[colour] + rng.uniform(-HUE_JITTER, HUE_JITTER)) % 360
+    sat, val = rng.uniform(0.55, 1.0), rng.uniform(0.55, 1.0)
+    fill = tuple(round(255 * c) for c in colorsys.hsv_to_rgb(hue / 360, sat, val))
+    grey = rng.randint(215, 250)
+    im = Image.new("RGB", (COLOUR_SIZE, COLOUR_SIZE), (grey, grey, grey))
+    draw = ImageDraw.Draw(im)
+    shape = rng.choice(SHAPES)
+    side = rng.randint(14, 32)
+    x, y = rng.randint(4, COLOUR_SIZE - side - 4), rng.randint(4, COLOUR_SIZE - side - 4)
+    box = [x, y, x + side, y + side]
+    _draw_fill(draw, shape, fill, box)
+    options = list(HUES)
+    letter = chr(ord("A") + options.index(colour))
+    size_word = "small" if side < 20 else "medium" if side < 26 else "large"
+    shade = "pale" if sat < 0.7 else "deep" if val < 0.7 else "bright"
+    q = f"What colour is the {shape}?\n{format_choices(options)}\nAnswer with the option's letter."
+    where = _where(x + side // 2, y + side // 2, COLOUR_SIZE)
+    steps = [
+        f"A {size_word} {shape} in {where}.",
+        f"It is {shade} {colour}, option {letter}.",
+        f"So the answer is {letter}.",
+    ]
+    return [im], dict(
+        question=q,
+        answer=letter,
+        answer_type="choice",
+        choices=options,
+        solution=_solution(steps, letter),
+        objects=[[{"label": f"{colour} {shape}", "bbox_2d": box}]],
+        attributes={"colour": colour, "shape": shape, "size": size_word, "shade": shade, "where": where},
+    )
+
+
 TASK_FUNCS: dict[str, Callable] = {
     "counting": task_counting,
     "colour_shape": task_colour_shape,
     "bar_chart": task_bar_chart,
     "geometry": task_geometry,
     "compare": task_compare,
+    "colour": task_colour,
 }
 
 
@@ -270,9 +324,11 @@ def make_sample(seed: int, split: str, index: int, out_dir: Path, tasks: tuple[s
         "split": split,
         "reference_solution": f["solution"],
         "coord_frame": "abs_original",
-        "image_sizes": [[SIZE, SIZE]] * len(images),
+        "image_sizes": [list(im.size) for im in images],
         "objects": f["objects"],
     }
+    if "attributes" in f:  # what the picture shows, in words (the demo teacher's training targets are built from it)
+        meta["attributes"] = f["attributes"]
     return Sample(
         id=sid,
         source="demo",
@@ -286,14 +342,20 @@ def make_sample(seed: int, split: str, index: int, out_dir: Path, tasks: tuple[s
 
 
 def generate_demo_data(
-    out_dir: str | Path, n_train: int = 2000, n_test: int = 200, seed: int = 0, tasks: tuple[str, ...] = TASKS
+    out_dir: str | Path,
+    n_train: int = 2000,
+    n_test: int = 200,
+    seed: int = 0,
+    tasks: tuple[str, ...] = TASKS,
+    splits: dict[str, int] | None = None,
 ) -> dict[str, Path]:
-    """Write `<out>/{train,test}.jsonl`, the PNGs under `<out>/images/` and a manifest per split."""
+    """Write `<out>/{split}.jsonl`, the PNGs under `<out>/images/` and a manifest per split: train and test, or
+    the named `splits` ({name: size}). Splits never share an item: each draws from its own (seed, split) stream."""
     import yaml
 
     out_dir = Path(out_dir)
     written = {}
-    for split, n in (("train", n_train), ("test", n_test)):
+    for split, n in (splits or {"train": n_train, "test": n_test}).items():
         samples = [make_sample(seed, split, i, out_dir, tasks) for i in progress(range(n), desc=f"demo {split}")]
         written[split] = out_dir / f"{split}.jsonl"
         write_jsonl(written[split], (s.to_dict() for s in samples))

@@ -111,22 +111,8 @@ class Manifest:
         if data.suffix == ".parquet" or (data.is_dir() and not data.suffix):
             default_root = data.with_name(data.stem + "_images")  # embedded images are extracted here
         root = (base / raw["image_root"]).resolve() if raw.get("image_root") else default_root
-        kwargs = {
-            k: raw[k]
-            for k in (
-                "answer_type",
-                "fields",
-                "coord_frame",
-                "pred_frame",
-                "split",
-                "verify_images",
-                "license",
-                "description",
-                "url",
-            )
-            if k in raw
-        }
-        kwargs.update({k: raw[k] for k in ("negatives", "seed", "question_template") if k in raw})
+        paths = {"name", "format", "path", "image_root", "instances"}  # taken as given or resolved below
+        kwargs = {k: raw[k] for k in MANIFEST_KEYS - paths if k in raw}
         if raw.get("instances"):
             kwargs["instances"] = (base / raw["instances"]).resolve()
         return cls(name=raw["name"], format=raw["format"], path=data, image_root=root, **kwargs)

@@ -17,14 +17,30 @@ from pipeline.data.images import fit_pixels
 
 
 @dataclass
+class Replica:
+    """One server of a role that has several (`base_url` as a list): its URL and, when it differs from the role's
+    `max_concurrency`, how many requests it takes at once."""
+
+    base_url: str = ""
+    max_concurrency: int | None = None
+
+    def __post_init__(self):
+        check_ranges(self, max_concurrency=(1, None))
+
+
+@dataclass
 class BackendConfig:
     """One model to generate with: where it runs and how it is asked."""
 
     backend: str = "transformers"  # openai | vllm | transformers
     model: str = ""  # served model name (openai), checkpoint path or hub id (vllm, transformers)
-    base_url: str | None = None  # openai: e.g. http://127.0.0.1:8000/v1
+    # openai: e.g. http://127.0.0.1:8000/v1, or several replicas of one model: a list of URLs or of
+    # {base_url, max_concurrency}; each request goes to the one with the fewest outstanding (see replicas.py)
+    base_url: list[Replica | str] | str | None = None  # (the list first: its errors are the ones worth showing)
     api_key_env: str | None = None  # NAME of the environment variable holding the key (never the key)
-    max_concurrency: int = 8
+    max_concurrency: int = 8  # requests in flight at once, per replica when base_url lists several
+    replica_fail_limit: int = 3  # failures in a row after which one replica of several is rested
+    replica_rest_s: float = 30.0  # its first rest; doubled at each failed probe after one, up to 16x
     timeout_s: float = 600.0
     max_retries: int = 6
     backoff_base_s: float = 1.0
@@ -50,10 +66,22 @@ class BackendConfig:
         if self.backend not in ("openai", "vllm", "transformers"):
             raise ValueError(f"backend '{self.backend}' unknown; use openai, vllm or transformers")
         if self.backend == "openai" and not self.base_url:
-            raise ValueError("backend openai needs base_url (e.g. http://127.0.0.1:8000/v1)")
+            raise ValueError("backend openai needs base_url (e.g. http://127.0.0.1:8000/v1, or a list of them)")
+        if isinstance(self.base_url, list):  # built in code rather than loaded: mappings become Replicas here
+            self.base_url = [Replica(**item) if isinstance(item, dict) else item for item in self.base_url]
+        if self.base_url:
+            urls = [url for url, _ in self.replicas()]
+            for i, url in enumerate(urls):
+                if not url.startswith(("http://", "https://")):
+                    key = "base_url" if isinstance(self.base_url, str) else f"base_url[{i}]"
+                    raise ValueError(f"{key} '{url}' must start with http:// or https://")
+            if len(set(urls)) < len(urls):
+                raise ValueError(f"base_url lists a server twice: {sorted(u for u in urls if urls.count(u) > 1)[0]}")
         check_ranges(
             self,
             max_concurrency=(1, None),
+            replica_fail_limit=(1, None),
+            replica_rest_s=(0, None),
             timeout_s=(0.001, None),
             max_retries=(0, None),
             backoff_base_s=(0, None),
@@ -69,6 +97,18 @@ class BackendConfig:
         )
         if self.image_detail not in (None, "auto", "low", "high"):
             raise ValueError(f"image_detail '{self.image_detail}' unknown; use auto, low or high (or leave it out)")
+
+    def replicas(self) -> list[tuple[str, int]]:
+        """(URL, cap) of every server of the role: one for a plain `base_url`."""
+        if not self.base_url:
+            return []
+        items = [self.base_url] if isinstance(self.base_url, str) else self.base_url
+        return [
+            (item, self.max_concurrency)
+            if isinstance(item, str)
+            else (item.base_url, item.max_concurrency or self.max_concurrency)
+            for item in items
+        ]
 
     def sampling(self) -> dict:
         return {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens, "seed": self.seed}
@@ -91,6 +131,7 @@ class ChatRequest:
     text: str
     images: list[Path] = field(default_factory=list)
     key: str = ""  # stable id of the request (used to seed local sampling)
+    priority: int = 0  # among requests queued for a server, higher goes first (later pipeline steps)
 
 
 @dataclass

@@ -16,6 +16,7 @@ from fractions import Fraction
 from functools import lru_cache
 
 from pipeline.grading.choices import parse_choice
+from pipeline.grading.exact import exact_equal
 from pipeline.grading.normalize import balanced, clean_answer, normalize_text
 
 # ---------------------------------------------------------------- numbers
@@ -26,7 +27,7 @@ _FRACTION = re.compile(rf"^({_NUM})\s*/\s*({_NUM})$")
 _LATEX_FRAC = re.compile(r"^(-?)\\[dt]?frac\{\s*(-?\d+)\s*\}\{\s*(-?\d+)\s*\}$")
 _ASSIGN = re.compile(r"^[a-zA-Z](?:_\{?\w+\}?)?\s*=\s*")
 _UNIT = re.compile(
-    r"\s*(?:\^\s*\{?\\circ\}?|°|\\%|%|\\text\{\s*[a-zA-Z ]{1,20}\}|\\mathrm\{\s*[a-zA-Z ]{1,20}\}|"
+    r"\s*(?:\^\s*\{?\\circ\}?|°|\\%|%|\\(?:text|mathrm)\{\s*[a-zA-Z ]{1,20}\}(?:\^\s*\{?[23]\}?)?|"
     r"(?<=\d)\s*[a-zA-Z]{1,12}(?:\^?[23])?)$"
 )
 
@@ -127,9 +128,10 @@ def _squash(text: str) -> str:
     return "".join(text.split())
 
 
-def expression_pair(pred: str, gold: str) -> Verdict | tuple[str, str]:
-    """Decide without sympy when possible (the same text up to spacing; both plain numbers; an explosive side),
-    else the cleaned (gold, prediction) pair math-verify must check."""
+def expression_pair(pred: str, gold: str, exact: bool = True) -> Verdict | tuple[str, str]:
+    """Decide without sympy when possible (the same text up to spacing; both plain numbers; an explosive side;
+    with `exact`, simple expressions whose verdict exact arithmetic gives as math-verify would: see
+    `pipeline.grading.exact`), else the cleaned (gold, prediction) pair math-verify must check."""
     from pipeline.grading.mathverify import looks_explosive
 
     p, g = clean_answer(pred), clean_answer(gold)
@@ -145,14 +147,25 @@ def expression_pair(pred: str, gold: str) -> Verdict | tuple[str, str]:
     if pn is not None and gn is not None:
         ok = numbers_match(pn, gn)
         return Verdict(float(ok), _tolerance_rule(ok, 1e-4), f"{gn:g}", f"{pn:g}")
+    if exact:
+        same = exact_equal(g, p)
+        if same is not None:
+            return Verdict(float(same), _EXACT_RULES[same], g, p)
     return g, p
+
+
+_EXACT_RULES = {
+    True: "exact arithmetic: equal (rationals, roots, pi, polynomials)",
+    False: "exact arithmetic: different (rationals, roots, pi, polynomials)",
+}
 
 
 def expression_verdict(pred: str, info: Mapping, explain: bool = False) -> Verdict:
     """1 iff math-verify finds the prediction equivalent to the gold expression (`2\\sqrt{5}` = `\\sqrt{20}`),
     decided within a time bound in a worker process; explosive inputs (power towers, huge factorials) score 0.
     With `explain`, the forms are math-verify's own readings of both sides."""
-    decided = expression_pair(pred, str(info["ground_truth"]))
+    # an explanation shows math-verify's own reading of both sides, so it skips the exact fast path
+    decided = expression_pair(pred, str(info["ground_truth"]), exact=not explain)
     if isinstance(decided, Verdict):
         return decided
     from pipeline.grading.mathverify import default_pool

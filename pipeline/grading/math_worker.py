@@ -8,6 +8,8 @@ Started as a plain script (`python math_worker.py TIMEOUT`) so it depends on not
 import json
 import sys
 
+PARSE_CACHE = 4096  # parsed answers kept per worker
+
 
 def as_latex(expr: str) -> str:
     """math-verify reads bare LaTeX (`3\\sqrt{2}`) only inside math delimiters; add them when absent."""
@@ -26,12 +28,24 @@ def main() -> None:
 
     timeout = max(1, int(float(sys.argv[1]) if len(sys.argv) > 1 else 2))
     out = sys.stdout
+    # a gold is compared with every response of its group: parse it once (sympy values are immutable)
+    parsed: dict[str, list] = {}
+
+    def parse(expr: str) -> list:
+        hit = parsed.get(expr)
+        if hit is None:
+            hit = math_verify.parse(as_latex(expr), parsing_timeout=timeout)
+            if len(parsed) >= PARSE_CACHE:
+                parsed.clear()
+            parsed[expr] = hit
+        return hit
+
     for line in sys.stdin:
         for gold, pred, *explain in json.loads(line):
             value, g, p = 0, None, None
             try:
-                g = math_verify.parse(as_latex(gold), parsing_timeout=timeout)
-                p = math_verify.parse(as_latex(pred), parsing_timeout=timeout)
+                g = parse(gold)
+                p = parse(pred)
                 value = int(bool(g and p and math_verify.verify(g, p, timeout_seconds=timeout)))
             except BaseException:  # noqa: BLE001 - TimeoutException is a BaseException; any failure = not verified
                 value = 0

@@ -198,8 +198,11 @@ class MathVerifyPool:
                 todo.setdefault((g, p), []).append(i)
         keys = list(todo)
         if keys:
+            # contiguous chunks keep a group's pairs (one gold) on one worker, which parses that gold once; several
+            # chunks per worker let a worker that drew cheap comparisons take more
             n = min(self.n_workers, max(1, len(keys) // 16))
-            chunks = [keys[k::n] for k in range(n)]
+            size = max(16, -(-len(keys) // (n * 8)))
+            chunks = [keys[k : k + size] for k in range(0, len(keys), size)]
 
             def run(chunk):
                 worker = self._acquire()
@@ -208,7 +211,7 @@ class MathVerifyPool:
                 return chunk, res
 
             if n == 1:
-                done = [run(chunks[0])]
+                done = [run(chunk) for chunk in chunks]
             else:
                 with ThreadPoolExecutor(n) as ex:
                     done = list(ex.map(run, chunks))
@@ -240,9 +243,24 @@ def default_pool() -> MathVerifyPool:
         return _POOL
 
 
+def _warm_pairs(i: int) -> list[tuple[str, str]]:
+    """One comparison of each kind math-verify reads through its own code path (sympy imports some lazily)."""
+    return [
+        (f"\\frac{{{i + 1}}}{{{i + 2}}}", f"0.{i + 1}"),
+        (f"{i + 2}\\sqrt{{{i + 3}}}", f"\\sqrt{{{i + 7}}}"),
+        (f"[{i}, {i + 3})", f"\\left[{i},{i + 3}\\right)"),
+        (f"({i}, {i + 1})", f"({i + 1}, {i})"),
+        (f"{i}, {i + 5}", f"\\{{{i + 5}, {i}\\}}"),
+        (f"y={i + 2}x+1", f"y=1+{i + 2}x"),
+        (f"x^2+{i + 1}x", f"x(x+{i + 1})"),
+        (f"x\\geq {i}", f"x > {i}"),
+    ]
+
+
 def warm_up(pool: MathVerifyPool | None = None) -> float:
-    """Start every worker (spawn + import takes ~1 s each); returns the seconds it took."""
+    """Start every worker (spawn + import takes ~1 s each) and take each through the kinds of comparison it will
+    see, so the first real batch does not pay sympy's lazy imports; returns the seconds it took."""
     pool = pool or default_pool()
     t0 = time.perf_counter()
-    pool.verify_many([(str(i), str(i + 1)) for i in range(pool.n_workers * 16)])
+    pool.verify_many([pair for i in range(pool.n_workers * 2) for pair in _warm_pairs(i)])
     return time.perf_counter() - t0

@@ -64,8 +64,6 @@ class ManifestBenchmark(Benchmark):
 
     def score(self, item: EvalItem, response: str, **options) -> dict:
         text, source = extract(response)
-        if text is None:
-            return {"correct": 0.0, "extracted": None, "source": source, "rule": "no <answer> block"}
         if item.gold["answer_type"] in ("bbox", "boxes"):
             from rl.rewards.registry import TASK_METRICS, score
 
@@ -76,6 +74,8 @@ class ManifestBenchmark(Benchmark):
             task = {k: metrics[k] for k in TASK_METRICS[info["answer_type"]]}
             hit = task["acc_at_50"] if info["answer_type"] == "bbox" else task["map"]
             return {"correct": hit, "extracted": text, "source": source, "rule": info["answer_type"], **task}
+        if text is None:
+            return {"correct": 0.0, "extracted": None, "source": source, "rule": "no <answer> block"}
         verdict = grade_answer(text, item.gold, explain=True)
         return {"correct": float(verdict.accuracy), "extracted": text, "source": source, "rule": verdict.rule}
 
@@ -85,4 +85,8 @@ class ManifestBenchmark(Benchmark):
         for item, s in zip(items, scores, strict=True):
             by_source.setdefault(item.meta.get("source", ""), []).append(s["correct"])
         out["by_source"] = {k: round(sum(v) / len(v), 4) for k, v in sorted(by_source.items())}
+        for metric in ("iou", "map", "redundancy", "boxes_per_answer"):  # box answers: the task metrics' means
+            values = [s[metric] for s in scores if metric in s]
+            if values:
+                out[f"mean_{metric}"] = round(sum(values) / len(values), 4)
         return out

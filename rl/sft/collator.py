@@ -1,50 +1,116 @@
-"""Batches for VLM SFT: padded, or packed (several whole samples per row, nearly no pad tokens).
+"""Batches for VLM SFT: padded, or padding-free (the batch's samples end to end in one row, not one pad token).
 
-Packing places the batch's samples first-fit-decreasing into rows as long as its longest sample, so it never
-computes more than padding would, and keeps attention within each sample the way transformers 5 does for packed
-input: no attention mask, position ids that restart at each sample. For the Qwen-VL families those are the
-model's own 3-D M-RoPE positions computed per sample (`get_rope_index`), with the text positions as a fourth
-leading row, which the model reads to build the block-diagonal mask.
+Padding-free follows transformers 5's packed-sequence contract: no attention mask, and position ids that restart at
+each sample; for the Qwen-VL families those are the model's own 3-D M-RoPE positions computed per sample, with the
+text positions as a fourth leading row, which the model reads to find the samples. flash_attention_2/3 turn such
+positions into varlen `cu_seqlens` by themselves. Under sdpa, transformers would instead materialise a [1, 1, T, T]
+block-diagonal mask and compute attention between every pair of samples only to mask it away, through the masked
+kernel (GQA heads copied): `use_packed_attention` registers `PACKED_SDPA`, which runs unmasked causal sdpa on each
+sample's span. A padded batch (it carries an attention mask) goes through plain sdpa under either name.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import torch
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from rl.sft.data import encode
 
+PACKED_SDPA = "vr1_packed_sdpa"
 
-def pack_layout(lengths: list[int]) -> list[list[int]]:
-    """Rows of sample indices: first-fit decreasing into rows of the longest sample's length (no sample split)."""
-    capacity = max(lengths)
-    rows: list[list[int]] = []
-    room: list[int] = []
-    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
-        for r, free in enumerate(room):
-            if lengths[i] <= free:
-                rows[r].append(i)
-                room[r] -= lengths[i]
-                break
-        else:
-            rows.append([i])
-            room.append(capacity - lengths[i])
-    return rows
+
+def span_lengths(positions: torch.Tensor) -> list[int]:
+    """Lengths of the samples in one packed row: a sample starts wherever the positions do not go on by one, the rule
+    of transformers' packed masks (flash-attention's varlen path starts one at each 0, as the collator's do too)."""
+    starts = torch.nonzero(positions[1:] - positions[:-1] != 1).flatten() + 1
+    bounds = [0, *starts.tolist(), positions.shape[0]]
+    return [b - a for a, b in pairwise(bounds)]
+
+
+def packed_sdpa_forward(
+    module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, position_ids=None, **kwargs
+):
+    """sdpa, except on an unmasked causal self-attention over packed rows: causal attention within each sample."""
+    causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
+    if attention_mask is not None or position_ids is None or not causal or query.shape[2] != key.shape[2]:
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kwargs
+        )
+    window = kwargs.get("sliding_window")
+    rows = []
+    for b in range(query.shape[0]):
+        lengths = span_lengths(position_ids[b])
+        if window is not None and max(lengths) > window:
+            raise ValueError(f"{PACKED_SDPA} has no sliding-window attention; use sdpa or flash_attention_2")
+        splits = (t[b : b + 1].split(lengths, dim=2) for t in (query, key, value))
+        rows.append(
+            torch.cat(
+                [
+                    sdpa_attention_forward(module, q, k, v, None, dropout=dropout, scaling=scaling, is_causal=True)[0]
+                    for q, k, v in zip(*splits, strict=True)
+                ],
+                dim=1,
+            )
+        )
+    return torch.cat(rows), None
+
+
+def packed_sdpa_mask(*, attention_mask=None, q_length=None, kv_length=None, q_offset=0, kv_offset=0, **kwargs):
+    """No mask where there is no padding and no cache (packed_sdpa_forward keeps attention causal and within each
+    sample); sdpa's own mask everywhere else (padded batches, generation)."""
+    if (
+        attention_mask is None
+        and q_length == kv_length
+        and isinstance(q_offset, int)
+        and q_offset == kv_offset == 0
+        and kwargs.get("local_size") is None
+    ):
+        return None
+    return sdpa_mask(
+        attention_mask=attention_mask,
+        q_length=q_length,
+        kv_length=kv_length,
+        q_offset=q_offset,
+        kv_offset=kv_offset,
+        **kwargs,
+    )
+
+
+AttentionInterface.register(PACKED_SDPA, packed_sdpa_forward)
+AttentionMaskInterface.register(PACKED_SDPA, packed_sdpa_mask)
+
+
+def use_packed_attention(model) -> str:
+    """Give the language model PACKED_SDPA where it runs sdpa (flash-attention already works per sample from the
+    positions; eager keeps transformers' block-diagonal mask). Returns the language model's attention now."""
+    config = model.config
+    text = config.get_text_config()
+    if text._attn_implementation != "sdpa" or "sliding_attention" in (getattr(text, "layer_types", None) or ()):
+        return text._attn_implementation
+    key = next((k for k in config.sub_configs if getattr(config, k, None) is text), None)
+    model.set_attn_implementation({key: PACKED_SDPA} if key else PACKED_SDPA)
+    return text._attn_implementation
 
 
 @dataclass
 class VLMCollator:
     processor: Any
-    packing: bool = False
-    rope_index: Any = None  # the model's `get_rope_index` (Qwen-VL families), needed for packing
+    packing: bool = False  # padding-free: every sample of the batch in one row
+    rope_index: Any = None  # the model's `get_rope_index` (Qwen-VL families), needed for padding-free
 
     def __call__(self, rows: list[dict]) -> dict:
-        encs = [encode(self.processor, r) for r in rows]
-        if self.packing:
-            return self._packed(encs)
-        batch = self._padded(encs)
+        return self.collate([encode(self.processor, r) for r in rows])
+
+    def collate(self, encs: list[dict]) -> dict:
+        """The batch of already encoded samples (`rl.sft.data.encode`)."""
+        batch = self._packed(encs) if self.packing else self._padded(encs)
+        # images follow the order of their tokens in the flattened batch, which is the samples' order either way
         for key in ("pixel_values", "image_grid_thw"):
             parts = [e[key] for e in encs if key in e]
             if parts:
@@ -77,41 +143,33 @@ class VLMCollator:
         return batch
 
     def _packed(self, encs: list[dict]) -> dict:
-        layout = pack_layout([len(e["input_ids"]) for e in encs])
-        width = max(len(e["input_ids"]) for e in encs)
-        pad = self.processor.tokenizer.pad_token_id
         qwen = "mm_token_type_ids" in encs[0]
         if qwen and self.rope_index is None:
-            raise ValueError("packed Qwen-VL batches need the model's get_rope_index")
-        ids, labels, mm, text_pos, rope = [], [], [], [], []
-        for row in layout:
-            parts = [encs[i] for i in row]
-            fill = width - sum(len(e["input_ids"]) for e in parts)
-            # the row's tail is one more "sample" of pad tokens: its positions restart, it attends only to itself
-            ids.append(torch.cat([e["input_ids"] for e in parts] + [torch.full((fill,), pad)]))
-            labels.append(torch.cat([e["labels"] for e in parts] + [torch.full((fill,), -100)]))
-            text_pos.append(torch.cat([torch.arange(len(e["input_ids"])) for e in parts] + [torch.arange(fill)]))
-            if qwen:
-                mm.append(torch.cat([e["mm_token_type_ids"] for e in parts] + [torch.zeros(fill, dtype=torch.long)]))
-                rope.append(
-                    torch.cat([self._rope(e) for e in parts] + [torch.arange(fill).view(1, -1).expand(3, -1)], dim=-1)
-                )
-        # use_cache=False: transformers builds the per-sample (block-diagonal) mask only without a KV cache
-        batch = {"input_ids": torch.stack(ids), "labels": torch.stack(labels), "use_cache": False}
+            raise ValueError("padding-free Qwen-VL batches need the model's get_rope_index")
+        labels = []
+        for e in encs:
+            # the model shifts labels inside the row: a sample's first token would be the previous sample's target
+            lab = e["labels"].clone()
+            lab[0] = -100
+            labels.append(lab)
+        text_pos = torch.cat([torch.arange(len(e["input_ids"])) for e in encs])[None]
+        # use_cache=False: transformers takes restarting positions for separate samples only without a KV cache
+        batch = {
+            "input_ids": torch.cat([e["input_ids"] for e in encs])[None],
+            "labels": torch.cat(labels)[None],
+            "use_cache": False,
+        }
         if qwen:
-            batch["mm_token_type_ids"] = torch.stack(mm)
-            batch["position_ids"] = torch.cat([torch.stack(text_pos)[None], torch.stack(rope, dim=1)], dim=0)
+            batch["mm_token_type_ids"] = torch.cat([e["mm_token_type_ids"] for e in encs])[None]
+            rope = torch.cat([self._rope(e) for e in encs], dim=-1)[:, None]
+            batch["position_ids"] = torch.cat([text_pos[None], rope], dim=0)  # [4, 1, T]
         else:
-            batch["position_ids"] = torch.stack(text_pos)
-        # images must follow the order of their tokens in the flattened batch
-        order = [i for row in layout for i in row]
-        for key in ("pixel_values", "image_grid_thw"):
-            parts = [encs[i][key] for i in order if key in encs[i]]
-            if parts:
-                batch[key] = torch.cat(parts)
+            batch["position_ids"] = text_pos
         return batch
 
     def _rope(self, e: dict):
+        if "image_grid_thw" not in e:  # text only: M-RoPE's three rows are the text positions
+            return torch.arange(len(e["input_ids"])).expand(3, -1)
         ids = e["input_ids"][None]
         pos, _ = self.rope_index(
             ids,

@@ -133,7 +133,7 @@ class SFTConfig:
     lora: LoRA = field(default_factory=LoRA)
     schedule: Schedule = field(default_factory=Schedule)
     launcher: Launcher = field(default_factory=Launcher)
-    packing: bool = False  # several whole samples per row (first-fit decreasing); attention stays per sample
+    packing: bool = False  # padding-free: a batch's samples end to end in one row, attention kept per sample
     report_to: list[str] = field(default_factory=lambda: ["tensorboard"])  # add "wandb" when configured
     device: str = "auto"  # auto | cpu | cuda
 

@@ -50,7 +50,7 @@ def nothing_to_train(data, examples: list, skipped: list[dict], offenders: list[
     return f"every one of the {len(examples)} samples was left out by the preflight (see {report})"
 
 
-def train(cfg: SFTConfig, run_dir: Path, runs_root: str | Path = "runs") -> dict:
+def train(cfg: SFTConfig, run_dir: Path, runs_root: str | Path = "runs", callbacks: list | None = None) -> dict:
     import datasets
     import torch
     from trl import SFTConfig as TRLConfig
@@ -63,7 +63,7 @@ def train(cfg: SFTConfig, run_dir: Path, runs_root: str | Path = "runs") -> dict
         save_processor_files,
         set_pixel_budget,
     )
-    from rl.sft.collator import VLMCollator
+    from rl.sft.collator import VLMCollator, use_packed_attention
     from rl.sft.data import describe_recipe, drop_eval_duplicates, load_examples, preflight
     from rl.sft.modes import apply_mode
     from rl.train_utils import jsonl_metrics, last_complete_checkpoint
@@ -92,6 +92,8 @@ def train(cfg: SFTConfig, run_dir: Path, runs_root: str | Path = "runs") -> dict
     if not rows:
         raise Vr1Error(nothing_to_train(cfg.data, examples, skipped, offenders, run_dir / "preflight.json"))
     rope_index = getattr(model.model, "get_rope_index", None)
+    if cfg.packing:
+        LOG.info("padding-free batches; the language model attends with %s", use_packed_attention(model))
     model, trainable = apply_mode(model, cfg.mode, cfg.lora)
     LOG.info("training %d samples; trainable parameters: %s", len(rows), trainable)
     s = cfg.schedule
@@ -133,7 +135,8 @@ def train(cfg: SFTConfig, run_dir: Path, runs_root: str | Path = "runs") -> dict
         callbacks=[
             jsonl_metrics(
                 run_dir / "metrics.jsonl", resume_step, lambda logs, step: {"step": step, **logs} if logs else None
-            )
+            ),
+            *(callbacks or []),
         ],
     )
     if last:
