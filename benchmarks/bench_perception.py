@@ -28,7 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.bench_ptst import CPUBudget, cpu_seconds, interval
+from benchmarks.bench_ptst import CPUBudget, cpu_seconds, interval, rl_config
+from benchmarks.bench_ptst import sft as tiny_sft
 from benchmarks.common import record_curve, save_result
 
 MAX_PIXELS = 50176  # 224 x 224: the demo images are not resized (checked per run)
@@ -197,70 +198,17 @@ def evaluate(model_path: Path, items: list, max_new_tokens: int, batch: int = 16
 
 
 def sft(base: Path, manifest: Path, out: Path, steps: int, seed: int, lr: float, callbacks=None) -> dict:
-    from pipeline.config import build
-    from rl.sft.config import SFTConfig
-    from rl.sft.train import train
-
-    cfg = build(
-        SFTConfig,
-        {
-            "model": str(base),
-            "mode": "full",
-            "report_to": [],
-            "device": "cpu",
-            "data": {
-                "manifests": [str(manifest)],
-                "target": "reference_solution",
-                "cutoff_len": 512,
-                "max_pixels": MAX_PIXELS,
-                "min_pixels": MIN_PIXELS,
-            },
-            "schedule": {
-                "learning_rate": lr,
-                "max_steps": steps,
-                "per_device_batch_size": 8,
-                "warmup_ratio": 0.0,
-                "lr_scheduler_type": "constant",
-                "save_steps": 100_000,
-                "logging_steps": 10,
-                "seed": seed,
-            },
-        },
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    return train(cfg, out, callbacks=callbacks)
+    """bench_ptst's SFT of the tiny student, at this bench's pixel budget."""
+    return tiny_sft(base, manifest, out, steps, seed, lr, callbacks, max_pixels=MAX_PIXELS, min_pixels=MIN_PIXELS)
 
 
 def grpo(start: Path, items: list, out: Path, args, seed: int) -> dict:
-    from pipeline.config import build
-    from rl.ptst.config import PTSTConfig, Stage
+    from rl.ptst.config import Stage
     from rl.ptst.data import policy_frame, trl_rows
     from rl.ptst.trl_engine import run_stage
 
-    cfg = build(
-        PTSTConfig,
-        {
-            "engine": "trl",
-            "report_to": [],
-            "device": "cpu",
-            "seed": seed,
-            "save_steps": 100_000,
-            "data": {
-                "reward": REWARD,
-                "prompt_template": TEMPLATE,
-                "max_pixels": MAX_PIXELS,
-                "min_pixels": MIN_PIXELS,
-                "max_prompt_length": 1024,
-            },
-            "grpo": {
-                "learning_rate": args.lr_rl,
-                "prompts_per_step": args.prompts_per_step,
-                "mini_batch_prompts": args.prompts_per_step,
-                "kl_coef": args.kl,
-                "temperature": args.temperature,
-            },
-        },
-    )
+    data = {"reward": REWARD, "prompt_template": TEMPLATE, "max_pixels": MAX_PIXELS, "min_pixels": MIN_PIXELS}
+    cfg = rl_config(args, seed, {**data, "max_prompt_length": 1024})
     frame = policy_frame(cfg.data, start)
     if frame != "abs_resized":
         raise RuntimeError(f"the start model writes boxes in {frame}, not abs_resized")

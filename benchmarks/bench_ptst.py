@@ -117,7 +117,8 @@ class CPUBudget:
         self.callback = _Stop()
 
 
-def sft(base: Path, manifest: Path, out: Path, steps: int, seed: int, lr: float, callbacks=None) -> dict:
+def sft(base: Path, manifest: Path, out: Path, steps: int, seed: int, lr: float, callbacks=None, **data) -> dict:
+    """SFT of the tiny student on `manifest`'s reference solutions; `data` adds SFT data settings (pixel budget)."""
     from pipeline.config import build
     from rl.sft.config import SFTConfig
     from rl.sft.train import train
@@ -129,7 +130,7 @@ def sft(base: Path, manifest: Path, out: Path, steps: int, seed: int, lr: float,
             "mode": "full",
             "report_to": [],
             "device": "cpu",
-            "data": {"manifests": [str(manifest)], "target": "reference_solution", "cutoff_len": 512},
+            "data": {"manifests": [str(manifest)], "target": "reference_solution", "cutoff_len": 512, **data},
             "schedule": {
                 "learning_rate": lr,
                 "max_steps": steps,
@@ -146,13 +147,12 @@ def sft(base: Path, manifest: Path, out: Path, steps: int, seed: int, lr: float,
     return train(cfg, out, callbacks=callbacks)
 
 
-def ptst(start: Path, manifest: Path, out: Path, args, seed: int) -> dict:
+def rl_config(args, seed: int, data: dict):
+    """The PTST config of one RL run of the bench: TRL on CPU, the GRPO settings from the command line."""
     from pipeline.config import build
-    from rl.ptst.config import PTSTConfig, Stage
-    from rl.ptst.data import load_split, trl_rows
-    from rl.ptst.trl_engine import run_stage
+    from rl.ptst.config import PTSTConfig
 
-    cfg = build(
+    return build(
         PTSTConfig,
         {
             "engine": "trl",
@@ -160,7 +160,7 @@ def ptst(start: Path, manifest: Path, out: Path, args, seed: int) -> dict:
             "device": "cpu",
             "seed": seed,
             "save_steps": 100_000,
-            "data": {"reward": "hfrrf"},
+            "data": data,
             "grpo": {
                 "learning_rate": args.lr_rl,
                 "prompts_per_step": args.prompts_per_step,
@@ -170,6 +170,14 @@ def ptst(start: Path, manifest: Path, out: Path, args, seed: int) -> dict:
             },
         },
     )
+
+
+def ptst(start: Path, manifest: Path, out: Path, args, seed: int) -> dict:
+    from rl.ptst.config import Stage
+    from rl.ptst.data import load_split, trl_rows
+    from rl.ptst.trl_engine import run_stage
+
+    cfg = rl_config(args, seed, {"reward": "hfrrf"})
     rows = trl_rows(load_split([str(manifest)], None), cfg.data)
     out.mkdir(parents=True, exist_ok=True)
     return run_stage(cfg, 1, Stage(args.max_response_length, args.group, args.rl_steps), start, out, rows)
