@@ -69,7 +69,7 @@ demo: $(STAMP) demo-data tiny-models check-data teacher coldstart inspect sft de
 
 # The demo's reasoning task (README, "The demo's design"): four splits that share no item.
 REASON := $(DEMO)/reasoning
-REASON_SPLITS := teacher=400,cold=64,rl=800,test=200
+REASON_SPLITS := teacher=1000,cold=64,rl=800,test=200
 
 demo-data: $(STAMP)
 	$(BIN)/vr1 demo-data --out $(DEMO) --n 2000 --n-test 200 --seed 0

@@ -3,6 +3,8 @@ the bench's statistics."""
 
 import json
 
+import pytest
+
 from benchmarks.bench_ptst import interval, report
 from rl.report import build_report, ptst_steps
 
@@ -81,3 +83,61 @@ def test_metrics_rows_are_mirrored_to_tensorboard_under_shared_names(tmp_path):
     events.Reload()
     assert set(events.Tags()["scalars"]) == {"vr1/reward_mean", "vr1/format_rate"}
     assert [(e.step, e.value) for e in events.Scalars("vr1/reward_mean")] == [(1, 0.25), (2, 0.75)]
+
+
+def wandb_history(run_dir) -> list[dict]:
+    """The history rows of an offline W&B run, read from its .wandb file with W&B's own protobuf schema. The file
+    is a LevelDB-style log (a 7-byte `:W&B` header, 32 KiB blocks, records of crc32 + length + type + payload)."""
+    import json
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+
+    (path,) = list(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
+    data, rows, pos, pending = path.read_bytes(), [], 7, b""
+    assert data[:4] == b":W&B"
+    while pos + 7 <= len(data):
+        room = 32768 - pos % 32768
+        if room < 7:  # a block's tail too short for a record header is padding
+            pos += room
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        pending += data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):  # FULL or LAST: a whole record
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            pending = b""
+            if record.WhichOneof("record_type") == "history":
+                rows.append({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.history.item})
+        elif kind == 0:
+            break
+    return rows
+
+
+def test_wandb_gets_the_shared_names_from_sft_and_from_verls_driver(tiny_models, demo_dir, tmp_path, monkeypatch):
+    """W&B offline (no network): SFT through TRL's trainer, whose own W&B callback starts the run, and the verl
+    driver's mirror, which starts its own; both runs carry vr1/<name> beside the trainer's names."""
+    pytest.importorskip("wandb")
+    from test_sft import sft_args
+
+    from pipeline.cli import main
+    from rl.train_utils import MetricsMirror
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "sft_wandb"))
+    (tmp_path / "sft_wandb").mkdir()
+    args = sft_args(tmp_path, tiny_models["qwen2_5_vl"], "qwen2_5_vl", "schedule.max_steps=2", demo_dir=demo_dir)
+    assert main([*args, "report_to=[wandb]"]) == 0
+    sft_rows = [r for r in wandb_history(tmp_path / "sft_wandb") if "vr1/loss" in r]
+    assert any("train/loss" in r for r in wandb_history(tmp_path / "sft_wandb"))  # the trainer's own name
+    assert [r["train/global_step"] for r in sft_rows] == [1, 2]
+    assert all(isinstance(r["vr1/loss"], float) for r in sft_rows)
+
+    mirror = MetricsMirror(tmp_path / "verl_stage" / "tensorboard" / "vr1", wandb_run="demo-stage1")
+    for step in (1, 2):
+        mirror.log({"step": step, "reward_mean": 0.25 * step, "format_rate": 1.0}, step, ["wandb"])
+    mirror.close()
+    verl_rows = wandb_history(tmp_path / "verl_stage" / "tensorboard" / "vr1")
+    assert [(r["train/global_step"], r["vr1/reward_mean"]) for r in verl_rows] == [(1, 0.25), (2, 0.5)]

@@ -51,3 +51,14 @@ def test_teacher_set_is_the_cold_start_requests_with_consistent_targets(tmp_path
     assert all({r["rule"] for r in c.reasons} <= {"near_duplicate"} for c in cands)
     assert sum(not c.reasons for c in cands) >= len(cands) // 2
     assert read_manifest(manifest).samples[0].source == "demo_teacher"
+
+
+def test_r1_style_thinking_without_an_opening_tag_is_split_off():
+    # R1-style chat templates open <think> in the prompt, so a server without a reasoning parser returns
+    # "thinking</think>answer"; the thinking must still reach the filters, not be read as a broken format
+    assert split_think("It is red.\n</think>\n<answer>A</answer>", None) == ("<answer>A</answer>", "It is red.")
+    assert split_think("<think>\nIt is red.\n</think><answer>A</answer>", None) == ("<answer>A</answer>", "It is red.")
+    # a server's own reasoning field wins; text with no closing tag, or one opened mid-text, is left as it is
+    assert split_think("x</think>y", "server's") == ("x</think>y", "server's")
+    assert split_think("<answer>A</answer>", None) == ("<answer>A</answer>", None)
+    assert split_think("so <think>maybe</think> A", None) == ("so <think>maybe</think> A", None)

@@ -264,3 +264,42 @@ def test_perception_recipes_compose_on_verl_with_their_reward(name, tmp_path):
         assert preset in PRESETS
     assert list(kwargs.get("metric_types", [])) == types
     assert composed.actor_rollout_ref.rollout.n == cfg.stages[0].n == 8
+
+
+def test_verl_steps_reach_tensorboard_under_the_names_the_trl_engine_uses(tmp_path):
+    """`stream` reads verl's console line (printed by verl's own logger, relayed by Ray) from the running process
+    and mirrors each row as vr1/<name>: the same names a TRL run writes for the same quantities."""
+    import sys
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from verl.utils.logger.aggregate_logger import concat_dict_to_str
+
+    from rl.ptst import trl_engine
+    from rl.ptst.verl_engine import METRICS, stream, verl_loggers
+
+    lines = [
+        _relayed_by_ray(
+            concat_dict_to_str(
+                {
+                    "critic/score/mean": 0.25 * s,
+                    "actor/entropy": 0.5,
+                    "vr1/format_rate": 1.0,
+                    "response_length/mean": 30.0 + s,
+                },
+                step=s,
+            ),
+            "10.0.0.5",
+        )
+        for s in (1, 2)
+    ]
+    script = "import sys\n" + "".join(f"sys.stdout.write({line!r})\n" for line in ["booting\n", *lines])
+    assert stream([sys.executable, "-c", script], tmp_path, ["tensorboard"], "demo-stage1") == 0
+    events = EventAccumulator(str(tmp_path / "tensorboard" / "vr1"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert tags == {"vr1/reward_mean", "vr1/entropy", "vr1/format_rate", "vr1/response_length_mean"}
+    assert [(e.step, e.value) for e in events.Scalars("vr1/reward_mean")] == [(1, 0.25), (2, 0.5)]
+    shared = set(trl_engine.METRICS.values()) & set(METRICS.values())
+    assert {t.removeprefix("vr1/") for t in tags} <= shared  # a name TRL writes for the same quantity
+    assert verl_loggers(["tensorboard", "wandb"]) == ["console", "tensorboard", "wandb"]
+    assert verl_loggers([]) == ["console"]  # vr1 reads verl's console line, so it is always on

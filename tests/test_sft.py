@@ -409,3 +409,22 @@ def test_llama_factory_recipe_trains_end_to_end(tiny_models, tmp_path, capsys):
     assert pre["recipe"]["trained"] == 4 and pre["recipe"]["truncated"]["samples"] == 0
     losses = [json.loads(x).get("loss") for x in (tmp_path / "sft" / "lf" / "metrics.jsonl").read_text().splitlines()]
     assert [x for x in losses if x is not None] and all(math.isfinite(x) for x in losses if x is not None)
+
+
+def test_a_run_name_never_resumes_checkpoints_trained_on_other_inputs(tiny_models, demo_dir, tmp_path, capsys):
+    model = tiny_models["qwen2_5_vl"]
+    args = sft_args(tmp_path, model, "named", "schedule.max_steps=1", demo_dir=demo_dir)
+    assert main(args) == 0
+    checkpoint = tmp_path / "sft" / "named" / "checkpoints" / "checkpoint-1"
+    assert checkpoint.is_dir()
+    assert main([*args, "schedule.max_steps=2"]) == 0  # more steps on the same inputs: a resume
+    assert "resumed from" in capsys.readouterr().out
+    # other data under the same name: refused, with what changed, and the checkpoints kept
+    assert main([*args, "data.limit=4"]) == 2
+    err = capsys.readouterr().err
+    assert "trained on other inputs" in err and "data.limit: 6 -> 4" in err and "training data (6 -> 4" in err
+    assert checkpoint.is_dir()
+    # on_changed_inputs=restart trains afresh on the new inputs
+    assert main([*args, "data.limit=4", "on_changed_inputs=restart"]) == 0
+    out = capsys.readouterr().out
+    assert "resumed from" not in out and json.loads((checkpoint.parent / "inputs.json").read_text())["samples"] == 4

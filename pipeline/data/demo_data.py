@@ -40,6 +40,7 @@ TASKS = ("counting", "colour_shape", "bar_chart", "geometry", "compare")
 HUES = {"red": 0, "orange": 30, "yellow": 58, "green": 120, "blue": 220, "purple": 280}
 HUE_JITTER = 14
 COLOUR_SIZE = 56
+COLOUR_SIDE = (24, 40)
 REASONING_TASKS = ("colour",)
 _FONT_CACHE: dict[int, ImageFont.ImageFont] = {}
 
@@ -271,13 +272,13 @@ def task_colour(rng: random.Random):
     im = Image.new("RGB", (COLOUR_SIZE, COLOUR_SIZE), (grey, grey, grey))
     draw = ImageDraw.Draw(im)
     shape = rng.choice(SHAPES)
-    side = rng.randint(14, 32)
-    x, y = rng.randint(4, COLOUR_SIZE - side - 4), rng.randint(4, COLOUR_SIZE - side - 4)
+    side = rng.randint(COLOUR_SIDE[0], COLOUR_SIDE[1])
+    x, y = rng.randint(2, COLOUR_SIZE - side - 2), rng.randint(2, COLOUR_SIZE - side - 2)
     box = [x, y, x + side, y + side]
     _draw_fill(draw, shape, fill, box)
     options = list(HUES)
     letter = chr(ord("A") + options.index(colour))
-    size_word = "small" if side < 20 else "medium" if side < 26 else "large"
+    size_word = "small" if side < 29 else "medium" if side < 35 else "large"
     shade = "pale" if sat < 0.7 else "deep" if val < 0.7 else "bright"
     q = f"What colour is the {shape}?\n{format_choices(options)}\nAnswer with the option's letter."
     where = _where(x + side // 2, y + side // 2, COLOUR_SIZE)

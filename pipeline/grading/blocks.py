@@ -78,11 +78,16 @@ def final_answer(response: str) -> str | None:
 
 
 def split_think(text: str, reasoning: str | None) -> tuple[str, str | None]:
-    """Servers without a reasoning parser return `<think>…</think>` inline: move it to the reasoning field."""
+    """Servers without a reasoning parser return the thinking inline: move it to the reasoning field. Either
+    `<think>…</think>` opens the text, or (R1-style models, whose chat template opens `<think>` in the prompt) the
+    text runs up to a `</think>` with no `<think>` before it."""
     if reasoning is None:
         m = _LEADING_THINK.match(text)
         if m:
             return text[m.end() :], m.group(1).strip()
+        close = text.find(THINK_CLOSE)
+        if close >= 0 and THINK_OPEN not in text[:close]:
+            return text[close + len(THINK_CLOSE) :].lstrip(), text[:close].strip()
     return text, reasoning
 
 

@@ -79,6 +79,7 @@ def run_stage(cfg: PTSTConfig, index: int, stage: Stage, start: Path, stage_dir:
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(stage_dir / "tensorboard")
     args = GRPOConfig(
         output_dir=str(out),
+        run_name=f"{stage_dir.parent.name}-stage{index}",  # the W&B run's name, as the verl engine names it
         max_steps=stage.steps,
         num_generations=stage.n,
         max_completion_length=stage.max_response_length,

@@ -23,6 +23,7 @@ from pipeline.io import write_jsonl
 from pipeline.models.parts import VISION_MODULES
 from rl.ptst.config import PTSTConfig, Stage
 from rl.rewards.registry import TASK_METRICS
+from rl.train_utils import MetricsMirror
 
 VERL_REWARD = Path(__file__).resolve().parent.parent / "rewards" / "verl_reward.py"
 VERL_SAMPLER = Path(__file__).resolve().parent / "verl_sampler.py"
@@ -110,7 +111,7 @@ def stage_overrides(
         "trainer.resume_mode=auto",
         "trainer.project_name=vr1",
         f"trainer.experiment_name={name}-stage{index}",
-        "trainer.logger=[console,tensorboard]",
+        f"trainer.logger={hydra_value(verl_loggers(cfg.report_to))}",
         f"trainer.max_actor_ckpt_to_keep={c.max_ckpt_to_keep}",
         f"trainer.max_critic_ckpt_to_keep={c.max_ckpt_to_keep}",
         # format rate, accuracy and the clip ratio at the configured limit, per training step (see verl_sampler.py)
@@ -258,7 +259,7 @@ def run_stage(
     else:
         if done is not None:
             print(f"stage {index}: resuming from verl's checkpoint at step {done}", flush=True)  # noqa: T201
-        rc = stream(cmd, stage_dir)
+        rc = stream(cmd, stage_dir, cfg.report_to, f"{name}-stage{index}")
         keep_last_row_per_step(stage_dir / "metrics.jsonl")
         if rc != 0:
             raise Vr1Error(f"verl exited with {rc} in stage {index}; see {stage_dir}/verl.log (rerun to resume)")
@@ -281,15 +282,26 @@ def run_stage(
     return {"stage": index, "engine": "verl", "steps": done, "final": str(final), **completed}
 
 
-def stream(cmd: list[str], stage_dir: Path) -> int:
-    """Run verl, echoing its output, keeping all of it in verl.log and each step's metrics in metrics.jsonl."""
-    with open(stage_dir / "verl.log", "a") as log, open(stage_dir / "metrics.jsonl", "a") as metrics:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-        for line in proc.stdout:
-            sys.stdout.write(line)
-            log.write(line)
-            row = parse_metrics_line(line)
-            if row:
-                metrics.write(json.dumps(row) + "\n")
-                metrics.flush()
-        return proc.wait()
+def verl_loggers(report_to: list[str]) -> list[str]:
+    """verl's trackers for vr1's `report_to`: its console line is what vr1 reads, so it is always on."""
+    return ["console"] + [t for t in ("tensorboard", "wandb") if t in report_to]
+
+
+def stream(cmd: list[str], stage_dir: Path, report_to: list[str] = (), run_name: str | None = None) -> int:
+    """Run verl, echoing its output, keeping all of it in verl.log and each step's metrics in metrics.jsonl, and
+    mirroring those rows as `vr1/<name>` to TensorBoard / W&B under the names the TRL engine uses."""
+    mirror = MetricsMirror(stage_dir / "tensorboard" / "vr1", wandb_run=run_name)
+    try:
+        with open(stage_dir / "verl.log", "a") as log, open(stage_dir / "metrics.jsonl", "a") as metrics:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+            for line in proc.stdout:
+                sys.stdout.write(line)
+                log.write(line)
+                row = parse_metrics_line(line)
+                if row:
+                    metrics.write(json.dumps(row) + "\n")
+                    metrics.flush()
+                    mirror.log(row, row["step"], list(report_to))
+            return proc.wait()
+    finally:
+        mirror.close()

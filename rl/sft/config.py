@@ -136,8 +136,12 @@ class SFTConfig:
     packing: bool = False  # padding-free: a batch's samples end to end in one row, attention kept per sample
     report_to: list[str] = field(default_factory=lambda: ["tensorboard"])  # add "wandb" when configured
     device: str = "auto"  # auto | cpu | cuda
+    # checkpoints under this run's name trained on other inputs (data, model, settings): refuse | restart
+    on_changed_inputs: str = "refuse"
 
     def __post_init__(self):
         modes = ("full", "lora", "freeze_vision", "freeze_projector", "freeze_vision_projector")
         if self.mode not in modes:
             raise ValueError(f"mode '{self.mode}' unknown; use one of {modes}")
+        if self.on_changed_inputs not in ("refuse", "restart"):
+            raise ValueError(f"on_changed_inputs '{self.on_changed_inputs}' unknown; use refuse or restart")

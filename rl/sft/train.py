@@ -56,6 +56,7 @@ def train(cfg: SFTConfig, run_dir: Path, runs_root: str | Path = "runs", callbac
     from trl import SFTConfig as TRLConfig
     from trl import SFTTrainer
 
+    from pipeline.config import to_dict
     from pipeline.models.load import (
         family_of_model,
         load_model_and_processor,
@@ -66,7 +67,7 @@ def train(cfg: SFTConfig, run_dir: Path, runs_root: str | Path = "runs", callbac
     from rl.sft.collator import VLMCollator, use_packed_attention
     from rl.sft.data import describe_recipe, drop_eval_duplicates, load_examples, preflight
     from rl.sft.modes import apply_mode
-    from rl.train_utils import jsonl_metrics, last_complete_checkpoint
+    from rl.train_utils import guard_checkpoints, jsonl_metrics, last_complete_checkpoint, training_inputs
 
     run_dir = Path(run_dir)
     dtype = torch.bfloat16 if cfg.schedule.bf16 else torch.float32
@@ -101,6 +102,7 @@ def train(cfg: SFTConfig, run_dir: Path, runs_root: str | Path = "runs", callbac
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "tensorboard")  # where transformers 5 puts event files
     args = TRLConfig(
         output_dir=str(out),
+        run_name=run_dir.name,  # the W&B run's name
         learning_rate=s.learning_rate,
         num_train_epochs=s.num_train_epochs,
         max_steps=s.max_steps,
@@ -124,6 +126,7 @@ def train(cfg: SFTConfig, run_dir: Path, runs_root: str | Path = "runs", callbac
         dataloader_num_workers=0,
         **_device_args(cfg),
     )
+    guard_checkpoints(out, training_inputs(to_dict(cfg), rows), cfg.on_changed_inputs)
     last = last_complete_checkpoint(out)
     resume_step = int(Path(last).name.split("-")[-1]) if last else 0
     trainer = SFTTrainer(
