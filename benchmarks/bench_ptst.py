@@ -249,11 +249,16 @@ def report(rows: list[dict]) -> dict:
     for other in ("sft", "sft_longer"):
         diffs = [r["arms"]["ptst"]["accuracy"] - r["arms"][other]["accuracy"] for r in rows]
         mean, half = interval(diffs)
+        fmt_mean, fmt_half = interval(
+            [r["arms"]["ptst"]["format_rate"] - r["arms"][other]["format_rate"] for r in rows]
+        )
         out[f"ptst_minus_{other}"] = {
             "accuracy_points": round(100 * mean, 1),
             "ci95_points": round(100 * half, 1),
             "outside_noise": mean - half > 0,
             "seeds_not_won": [r["seed"] for r, d in zip(rows, diffs, strict=True) if d <= 0],
+            "format_points": round(100 * fmt_mean, 1),
+            "format_ci95_points": round(100 * fmt_half, 1),
         }
     return out
 
@@ -304,7 +309,8 @@ def main(argv=None) -> int:
         print(  # noqa: T201
             f"PTST - {other}: {d['accuracy_points']:+.1f} ± {d['ci95_points']:.1f} accuracy points "
             f"({'outside' if d['outside_noise'] else 'NOT outside'} the seed noise); seeds where PTST did not win: "
-            f"{d['seeds_not_won'] or 'none'}"
+            f"{d['seeds_not_won'] or 'none'}; format rate {d['format_points']:+.1f} ± "
+            f"{d['format_ci95_points']:.1f} points"
         )
     cpu_min, wall_min = (cpu_seconds() - cpu0) / 60, (time.perf_counter() - wall0) / 60
     if args.merge:  # what the merged runs spent, not this process

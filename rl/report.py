@@ -67,6 +67,9 @@ def ptst_steps(ptst_dir: Path) -> tuple[list[dict], list[int]]:
     return rows, starts
 
 
+SMOOTH = 10
+
+
 def plot_curves(rows: list[dict], starts: list[int], out: Path) -> Path:
     import matplotlib
 
@@ -78,7 +81,14 @@ def plot_curves(rows: list[dict], starts: list[int], out: Path) -> Path:
         points = [(r["global_step"], r[key]) for r in rows if isinstance(r.get(key), int | float)]
         if points:
             xs, ys = zip(*points, strict=True)
-            ax.plot(xs, ys, marker=".", linewidth=1)
+            ax.plot(xs, ys, marker=".", linewidth=0.8, alpha=0.45, label="per step")
+            if len(ys) >= 2 * SMOOTH:  # a few prompts per step is noisy: the trend is the running mean
+                mean = [
+                    sum(ys[max(0, i - SMOOTH + 1) : i + 1]) / len(ys[max(0, i - SMOOTH + 1) : i + 1])
+                    for i in range(len(ys))
+                ]
+                ax.plot(xs, mean, linewidth=2, color="C1", label=f"mean of the last {SMOOTH} steps")
+                ax.legend(fontsize=7, loc="lower right")
         for k, x in enumerate(starts, 2):
             ax.axvline(x - 0.5, color="grey", linestyle="--", linewidth=1)
             ax.text(x - 0.5, 1.0, f" stage {k}", transform=ax.get_xaxis_transform(), va="top", fontsize=8)

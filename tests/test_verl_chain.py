@@ -116,7 +116,7 @@ def test_a_partial_stage_resumes_from_verls_latest_checkpoint(tmp_path, monkeypa
 
     launched = []
 
-    def verl_dies(cmd, stage_dir):
+    def verl_dies(cmd, stage_dir, *mirror):
         launched.append(cmd)
         (stage_dir / "metrics.jsonl").write_text('{"step": 51, "reward_mean": 0.1}\n{"step": 51, "reward_mean": 0.2}\n')
         return 1
