@@ -1,10 +1,10 @@
-"""What the SFT and PTST trainers share: resumable metrics.jsonl and finding the checkpoint to resume from."""
+"""What the SFT and PTST trainers share: resumable metrics.jsonl, the checkpoint to resume from (trained on the same
+inputs, its weights loaded as saved) and the metrics mirror to TensorBoard / W&B."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import shutil
 from collections.abc import Callable
@@ -12,8 +12,7 @@ from pathlib import Path
 
 from pipeline.errors import Vr1Error
 from pipeline.io import write_json
-
-LOG = logging.getLogger(__name__)
+from pipeline.progress import LOG
 
 
 def last_complete_checkpoint(out: Path) -> str | None:
@@ -86,6 +85,27 @@ def guard_checkpoints(out: Path, inputs: dict, on_changed: str) -> None:
             shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(record, inputs)
+
+
+def load_checkpoints_with_key_mapping(trainer) -> None:
+    """Make `trainer` load its checkpoints' weights as `from_pretrained` does. transformers 5.10 saves checkpoints
+    in the hub's key layout (`visual.*`, `model.layers.*` for Qwen-VL) but its Trainer reads them back into the
+    model's own layout (`model.visual.*`, …) without converting, non-strictly: every weight is "missing" and a
+    resumed run silently continues from the weights it started with. PEFT adapters and sharded (ZeRO-3 / FSDP)
+    checkpoints keep the Trainer's own loading."""
+    original = trainer._load_from_checkpoint
+
+    def load(checkpoint: str, model=None) -> None:
+        target = model if model is not None else trainer.model
+        target = getattr(target, "module", target)  # DDP's wrapper
+        if getattr(target, "peft_config", None) or not (Path(checkpoint) / "config.json").is_file():
+            return original(checkpoint, model)
+        saved = type(target).from_pretrained(checkpoint, dtype=next(target.parameters()).dtype)
+        target.load_state_dict(saved.state_dict())  # strict: a key the mapping misses is an error, not a reset
+        LOG.info("weights restored from %s", checkpoint)
+        return None
+
+    trainer._load_from_checkpoint = load
 
 
 def jsonl_metrics(path: Path, resume_step: int, select: Callable[[dict, int], dict | None]):

@@ -114,6 +114,8 @@ def test_interrupted_stage_resumes(tiny_models, demo_dir, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     summary = json.loads((tmp_path / "ptst" / "resume" / "stage_1" / "summary.json").read_text())
     assert summary["steps"] == 6 and summary["resumed_from"].split("-")[-1] in ("2", "4")
+    # the policy continues from the checkpoint's weights, not the stage's start (see load_checkpoints_with_key_mapping)
+    assert f"weights restored from {summary['resumed_from']}" in (tmp_path / "ptst" / "resume" / "run.log").read_text()
     steps = [
         json.loads(x)["step"]
         for x in (tmp_path / "ptst" / "resume" / "stage_1" / "metrics.jsonl").read_text().splitlines()

@@ -419,6 +419,15 @@ def test_a_run_name_never_resumes_checkpoints_trained_on_other_inputs(tiny_model
     assert checkpoint.is_dir()
     assert main([*args, "schedule.max_steps=2"]) == 0  # more steps on the same inputs: a resume
     assert "resumed from" in capsys.readouterr().out
+    final = tmp_path / "sft" / "named" / "final"
+    before = {n: p.clone() for n, p in load_model_and_processor(final)[0].named_parameters()}
+    # the same command again: the run is complete (mid-epoch), so no step past max_steps is trained
+    assert main([*args, "schedule.max_steps=2"]) == 0
+    capsys.readouterr()
+    summary = json.loads((tmp_path / "sft" / "named" / "summary.json").read_text())
+    assert summary["global_step"] == 2 and not (checkpoint.parent / "checkpoint-3").exists()
+    after = dict(load_model_and_processor(final)[0].named_parameters())
+    assert all(torch.equal(before[n], after[n]) for n in before)
     # other data under the same name: refused, with what changed, and the checkpoints kept
     assert main([*args, "data.limit=4"]) == 2
     err = capsys.readouterr().err
@@ -428,3 +437,22 @@ def test_a_run_name_never_resumes_checkpoints_trained_on_other_inputs(tiny_model
     assert main([*args, "data.limit=4", "on_changed_inputs=restart"]) == 0
     out = capsys.readouterr().out
     assert "resumed from" not in out and json.loads((checkpoint.parent / "inputs.json").read_text())["samples"] == 4
+
+
+def test_a_resumed_run_continues_from_the_checkpoints_weights(tiny_models, demo_dir, tmp_path):
+    """transformers 5.10 writes checkpoints in the hub's key layout and reads them back without converting: a
+    resume used to continue from the starting weights. Stopping after step 1 and resuming to step 2 must give the
+    weights of an uninterrupted 2-step run."""
+    from safetensors.torch import load_file
+
+    model = tiny_models["qwen2_5_vl"]
+    straight = sft_args(tmp_path, model, "straight", "schedule.max_steps=2", demo_dir=demo_dir)
+    assert main(straight) == 0
+    assert main(sft_args(tmp_path, model, "stopped", "schedule.max_steps=1", demo_dir=demo_dir)) == 0
+    assert main(sft_args(tmp_path, model, "stopped", "schedule.max_steps=2", demo_dir=demo_dir)) == 0
+    a = load_file(str(tmp_path / "sft" / "straight" / "final" / "model.safetensors"))
+    b = load_file(str(tmp_path / "sft" / "stopped" / "final" / "model.safetensors"))
+    base = load_file(str(model / "model.safetensors"))
+    assert a.keys() == b.keys()
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-6
+    assert any(not torch.equal(a[k], base[k]) for k in a)  # and training moved them

@@ -64,7 +64,7 @@ def run_stage(cfg: PTSTConfig, index: int, stage: Stage, start: Path, stage_dir:
 
     from pipeline.models.load import load_model_and_processor, save_model_folder, set_pixel_budget
     from rl.rewards.trl_rewards import make_trl_reward
-    from rl.train_utils import jsonl_metrics, last_complete_checkpoint
+    from rl.train_utils import jsonl_metrics, last_complete_checkpoint, load_checkpoints_with_key_mapping
 
     model, processor = load_model_and_processor(start)
     set_pixel_budget(processor, cfg.data.min_pixels, cfg.data.max_pixels)
@@ -115,6 +115,7 @@ def run_stage(cfg: PTSTConfig, index: int, stage: Stage, start: Path, stage_dir:
         processing_class=processor,
         callbacks=[jsonl_metrics(stage_dir / "metrics.jsonl", resume_step, select_metrics)],
     )
+    load_checkpoints_with_key_mapping(trainer)
     if last:
         LOG.info("stage %d: resuming from %s", index, last)
     trainer.train(resume_from_checkpoint=last)

@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import yaml
 
@@ -67,7 +68,13 @@ def train(cfg: SFTConfig, run_dir: Path, runs_root: str | Path = "runs", callbac
     from rl.sft.collator import VLMCollator, use_packed_attention
     from rl.sft.data import describe_recipe, drop_eval_duplicates, load_examples, preflight
     from rl.sft.modes import apply_mode
-    from rl.train_utils import guard_checkpoints, jsonl_metrics, last_complete_checkpoint, training_inputs
+    from rl.train_utils import (
+        guard_checkpoints,
+        jsonl_metrics,
+        last_complete_checkpoint,
+        load_checkpoints_with_key_mapping,
+        training_inputs,
+    )
 
     run_dir = Path(run_dir)
     dtype = torch.bfloat16 if cfg.schedule.bf16 else torch.float32
@@ -142,9 +149,22 @@ def train(cfg: SFTConfig, run_dir: Path, runs_root: str | Path = "runs", callbac
             *(callbacks or []),
         ],
     )
-    if last:
-        LOG.info("resuming from %s", last)
-    result = trainer.train(resume_from_checkpoint=last)
+    load_checkpoints_with_key_mapping(trainer)
+    distributed = trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled
+    if last and 0 < s.max_steps <= resume_step and not distributed:
+        # transformers trains one step past max_steps when a run that ended mid-epoch is resumed: a finished run is
+        # only written out again (ZeRO-3 / FSDP weights load inside train(), so those runs keep the plain resume)
+        from transformers import TrainerState
+
+        LOG.info("%s completes max_steps=%d: writing final/ from it, training nothing", last, s.max_steps)
+        trainer._load_from_checkpoint(last)
+        trainer.state = TrainerState.load_from_json(str(Path(last) / "trainer_state.json"))
+        losses = [h["train_loss"] for h in trainer.state.log_history if "train_loss" in h]
+        result = SimpleNamespace(training_loss=losses[-1] if losses else float("nan"))
+    else:
+        if last:
+            LOG.info("resuming from %s", last)
+        result = trainer.train(resume_from_checkpoint=last)
 
     final = run_dir / "final"
     tmp = run_dir / ".final.tmp"
