@@ -98,7 +98,8 @@ def load_checkpoints_with_key_mapping(trainer) -> None:
     def load(checkpoint: str, model=None) -> None:
         target = model if model is not None else trainer.model
         target = getattr(target, "module", target)  # DDP's wrapper
-        if getattr(target, "peft_config", None) or not (Path(checkpoint) / "config.json").is_file():
+        sharded = trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled
+        if sharded or getattr(target, "peft_config", None) or not (Path(checkpoint) / "config.json").is_file():
             return original(checkpoint, model)
         saved = type(target).from_pretrained(checkpoint, dtype=next(target.parameters()).dtype)
         target.load_state_dict(saved.state_dict())  # strict: a key the mapping misses is an error, not a reset
