@@ -83,10 +83,8 @@ def plot_curves(rows: list[dict], starts: list[int], out: Path) -> Path:
             xs, ys = zip(*points, strict=True)
             ax.plot(xs, ys, marker=".", linewidth=0.8, alpha=0.45, label="per step")
             if len(ys) >= 2 * SMOOTH:  # a few prompts per step is noisy: the trend is the running mean
-                mean = [
-                    sum(ys[max(0, i - SMOOTH + 1) : i + 1]) / len(ys[max(0, i - SMOOTH + 1) : i + 1])
-                    for i in range(len(ys))
-                ]
+                windows = (ys[max(0, i - SMOOTH + 1) : i + 1] for i in range(len(ys)))
+                mean = [sum(w) / len(w) for w in windows]
                 ax.plot(xs, mean, linewidth=2, color="C1", label=f"mean of the last {SMOOTH} steps")
                 ax.legend(fontsize=7, loc="lower right")
         for k, x in enumerate(starts, 2):

@@ -10,6 +10,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from pipeline.data.overlap import file_sha256
 from pipeline.errors import Vr1Error
 from pipeline.io import write_json
 from pipeline.progress import LOG
@@ -53,11 +54,11 @@ def _flat(d: dict, prefix: str = "") -> dict:
 def training_inputs(config: dict, rows: list[dict]) -> dict:
     """What a run's checkpoints depend on: its settings (less RESUMABLE_CHANGES) and a content hash of every
     training row (text, and the bytes of its images)."""
-    h = hashlib.sha256()
+    h, images = hashlib.sha256(), {}  # an image several rows share (one per cold-start step) is read once
     for row in rows:
         h.update(json.dumps(row, sort_keys=True, default=str).encode())
         for image in row.get("images") or ():
-            h.update(hashlib.sha256(Path(image).read_bytes()).digest())
+            h.update(file_sha256(Path(image), images).encode())
     return {"config": _flat(config), "data": h.hexdigest(), "samples": len(rows)}
 
 

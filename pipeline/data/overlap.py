@@ -14,7 +14,8 @@ from pipeline.data.schema import Sample
 Item = tuple[Sample, Path]
 
 
-def _sha256(path: Path, cache: dict[Path, str]) -> str:
+def file_sha256(path: Path, cache: dict[Path, str]) -> str:
+    """The content hash of a file, read once per resolved path (`cache` keeps them)."""
     path = path.resolve()
     if path not in cache:
         h = hashlib.sha256()
@@ -27,7 +28,7 @@ def _sha256(path: Path, cache: dict[Path, str]) -> str:
 
 def _keys(item: Item, cache: dict[Path, str]) -> tuple[tuple[str, str], set[str]]:
     sample, root = item
-    return (sample.source, sample.id), {_sha256(Path(root) / rel, cache) for rel in sample.images}
+    return (sample.source, sample.id), {file_sha256(Path(root) / rel, cache) for rel in sample.images}
 
 
 def overlap(train: list[Item], val: list[Item]) -> list[Item]:
